@@ -1,0 +1,88 @@
+"""The array module: NumPy, or CuPy on a GPU.
+
+Layers never name ``numpy`` on a data path. They ask the array they were given which module it
+belongs to (``xp = get_array_module(x)``) and call ``xp.exp``, ``xp.matmul``, ... on it, so the
+same code runs on CuPy arrays. CuPy is imported only when it is asked for by name, so importing
+this package never requires it.
+"""
+
+import importlib
+
+import numpy as np
+
+BACKENDS = ("numpy", "cupy")
+
+_default_dtype = np.dtype(np.float32)
+
+
+def get_default_dtype():
+    """The floating dtype new parameters get when a layer is given none (float32 at start)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype):
+    """Set the dtype of new parameters: float32 (training) or float64 (gradient checks)."""
+    global _default_dtype
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"default dtype must be float32 or float64, got {dtype}")
+    _default_dtype = dtype
+
+
+def resolve_dtype(dtype=None):
+    """``dtype`` as a NumPy dtype, or the default dtype when it is None."""
+    return _default_dtype if dtype is None else np.dtype(dtype)
+
+
+def get_backend(name):
+    """The array module called ``name``: ``"numpy"`` or ``"cupy"``.
+
+    Raises ValueError for any other name and ImportError (with the install command) when CuPy
+    is asked for but not installed.
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(map(repr, BACKENDS))}")
+    if name == "numpy":
+        return np
+    try:
+        return importlib.import_module("cupy")
+    except ImportError as err:
+        raise ImportError(
+            "backend 'cupy' needs CuPy and a CUDA GPU: pip install -e \".[gpu]\""
+        ) from err
+
+
+def backend_name(x):
+    """``"cupy"`` if ``x`` is a CuPy array, else ``"numpy"`` (decided without importing CuPy)."""
+    return "cupy" if type(x).__module__.split(".")[0] == "cupy" else "numpy"
+
+
+def get_array_module(x):
+    """The module that owns array ``x`` (``numpy`` or ``cupy``), for writing backend-free code."""
+    if backend_name(x) == "cupy":
+        return get_backend("cupy")
+    return np
+
+
+def to_backend(x, name):
+    """Array ``x`` moved to backend ``name`` (a no-op when it is already there)."""
+    xp = get_backend(name)
+    if backend_name(x) == name:
+        return x
+    if name == "numpy":
+        return x.get()  # CuPy -> NumPy
+    return xp.asarray(x)  # NumPy -> CuPy
+
+
+def to_numpy(x):
+    """A NumPy copy-or-view of ``x``, wherever it lives (for printing, plotting and saving)."""
+    return to_backend(x, "numpy") if backend_name(x) == "cupy" else np.asarray(x)
+
+
+def cupy_available():
+    """True when CuPy imports and sees at least one GPU."""
+    try:
+        cp = get_backend("cupy")
+        return cp.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # ImportError, or a CUDA error when no driver/GPU is present
+        return False

@@ -1,0 +1,66 @@
+"""The catalogue of gradient checks: every backward equation in notes/ and the check that proves it.
+
+Each GradCase builds one layer in float64 on awkward shapes (B, T, D, H all different, D not a
+power of two, masks present where the layer takes them) and says, for every input and
+parameter it differentiates (its "what"), which equation labels that gradient verifies.
+The tests and ``python -m transformer_np gradcheck`` both run this catalogue.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..gradcheck import TOLERANCE, check_module
+
+# Shapes shared by the cases: all different, none a power of two.
+B, T, D = 3, 5, 7
+
+
+@dataclass(frozen=True)
+class GradCase:
+    """One layer configuration to check.
+
+    build(rng) -> (module, inputs, forward_kwargs); inputs are float64 arrays (or integer ids).
+    labels: {what: (label, ...)} for each input name and parameter name the check reports.
+    names: names of the floating-point inputs, in order (default x0, x1, ...).
+    """
+
+    layer: str
+    build: Callable
+    labels: dict
+    names: tuple = None
+
+
+@dataclass(frozen=True)
+class GradRow:
+    """One printed row: the equation ``label`` verified through the gradient of ``what``."""
+
+    label: str
+    layer: str
+    what: str
+    max_rel_error: float
+    passed: bool
+
+
+def run_case(case, seed=0, tol=TOLERANCE):
+    """Run ``case``; return its GradResults (one per input and parameter)."""
+    module, inputs, kwargs = case.build(np.random.default_rng(seed))
+    return check_module(module, *inputs, names=case.names, seed=seed, tol=tol, **kwargs)
+
+
+def case_rows(case, results):
+    """One GradRow per (label, what); a gradient the case does not label is an error."""
+    rows = []
+    for r in results:
+        if r.what not in case.labels:
+            raise KeyError(f"{case.layer}: gradient {r.what!r} has no equation label in its GradCase")
+        rows += [GradRow(label, case.layer, r.what, r.max_rel_error, r.passed) for label in case.labels[r.what]]
+    return rows
+
+
+def all_cases():
+    """Every GradCase, in the order of the notes."""
+    from . import core
+
+    return [*core.CASES]

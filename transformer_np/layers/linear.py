@@ -1,0 +1,47 @@
+"""Linear: y = x W + b in the row-vector convention. Derivation: notes/linear.md."""
+
+from ..init import make_rng, xavier_uniform, zeros
+from ..module import Module, Parameter
+from ..validate import check_float, check_last_dim, check_same_dtype
+
+
+class Linear(Module):
+    """Affine map on the last axis, ``W`` of shape (D_in, D_out) and ``b`` of shape (D_out,).
+
+    ``bias=False`` drops b. Weights are Xavier-uniform, the bias starts at zero.
+    """
+
+    def __init__(self, d_in, d_out, bias=True, *, rng=None, dtype=None):
+        rng = make_rng(rng)
+        self.d_in, self.d_out = d_in, d_out
+        self.weight = Parameter(xavier_uniform(d_in, d_out, rng, dtype))
+        self.bias = Parameter(zeros(d_out, dtype)) if bias else None
+
+    def forward(self, x):
+        """y = x W + b (lin.1).
+
+        x: (..., D_in) -> y: (..., D_out), any number of leading axes (B, T, ...).
+        Caches x.
+        """
+        check_float(x)
+        check_last_dim(x, self.d_in)
+        check_same_dtype(x, self.weight.data)
+        self._save_for_backward(x)
+        y = x @ self.weight.data
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, dy):
+        """dx = dy W^T (lin.2); dW += x^T dy (lin.3) and db += sum of dy (lin.4) over all leading axes.
+
+        dy: (..., D_out) -> dx: (..., D_in).
+        """
+        (x,) = self._saved()
+        # Every leading position is one row of the matrix product (lin.3): fold them into N.
+        x_rows = x.reshape(-1, self.d_in)
+        dy_rows = dy.reshape(-1, self.d_out)
+        self.weight.grad += x_rows.T @ dy_rows
+        if self.bias is not None:
+            self.bias.grad += dy_rows.sum(axis=0)
+        return dy @ self.weight.data.T

@@ -1,0 +1,52 @@
+"""Input checks shared by the layers: fail loudly, naming what was expected and what arrived."""
+
+from .backend import get_array_module
+
+
+def check_float(x, name="x"):
+    """``x`` must be a floating-point array."""
+    if not hasattr(x, "dtype") or x.dtype.kind != "f":
+        got = getattr(x, "dtype", type(x).__name__)
+        raise TypeError(f"{name}: expected a floating-point array, received {got}")
+
+
+def check_ndim(x, ndims, name="x", shape_doc=None):
+    """``x.ndim`` must be one of ``ndims`` (an int or a tuple of ints)."""
+    ndims = (ndims,) if isinstance(ndims, int) else tuple(ndims)
+    if getattr(x, "ndim", None) not in ndims:
+        want = " or ".join(str(n) for n in ndims)
+        doc = f" {shape_doc}" if shape_doc else ""
+        raise ValueError(
+            f"{name}: expected {want} dimensions{doc}, received shape {getattr(x, 'shape', None)}"
+        )
+
+
+def check_last_dim(x, size, name="x"):
+    """``x.shape[-1]`` must equal ``size`` (the feature size a layer was built for)."""
+    if x.shape[-1] != size:
+        raise ValueError(f"{name}: expected last dimension {size}, received shape {x.shape}")
+
+
+def check_finite(x, name="x"):
+    """No NaN or inf in ``x``: they would spread silently through every later layer."""
+    xp = get_array_module(x)
+    if not bool(xp.isfinite(x).all()):
+        raise ValueError(f"{name}: expected finite values, received an array containing NaN or inf")
+
+
+def check_int_ids(ids, low, high, name="ids"):
+    """``ids`` must be an integer array with every value in [low, high)."""
+    if not hasattr(ids, "dtype") or ids.dtype.kind not in "iu":
+        got = getattr(ids, "dtype", type(ids).__name__)
+        raise TypeError(f"{name}: expected an integer array, received {got}")
+    if ids.size and (int(ids.min()) < low or int(ids.max()) >= high):
+        raise ValueError(
+            f"{name}: expected values in [{low}, {high}), received values in "
+            f"[{int(ids.min())}, {int(ids.max())}]"
+        )
+
+
+def check_same_dtype(a, b, name_a="x", name_b="weight"):
+    """Two arrays must share a dtype, so float32 stays float32 (no silent upcast)."""
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name_a}: expected dtype {b.dtype} (the dtype of {name_b}), received {a.dtype}")
