@@ -21,7 +21,8 @@ B, T, D = 3, 5, 7
 class GradCase:
     """One layer configuration to check.
 
-    build(rng) -> (module, inputs, forward_kwargs); inputs are float64 arrays (or integer ids).
+    build(rng, dtype) -> (module, inputs, forward_kwargs): the layer and its inputs in ``dtype``
+    (float64 for the gradient check; the dtype tests rebuild every case in float32).
     labels: {what: (label, ...)} for each input name and parameter name the check reports.
     names: names of the floating-point inputs, in order (default x0, x1, ...).
     """
@@ -45,7 +46,7 @@ class GradRow:
 
 def run_case(case, seed=0, tol=TOLERANCE):
     """Run ``case``; return its GradResults (one per input and parameter)."""
-    module, inputs, kwargs = case.build(np.random.default_rng(seed))
+    module, inputs, kwargs = case.build(np.random.default_rng(seed), np.float64)
     return check_module(module, *inputs, names=case.names, seed=seed, tol=tol, **kwargs)
 
 

@@ -1,15 +1,13 @@
 """Gradient cases for the Linear layer (notes/linear.md)."""
 
-import numpy as np
-
 from ..layers import Linear
 from . import B, D, T, GradCase
 
 
 def _linear(bias):
-    def build(rng):
-        layer = Linear(D, 4, bias=bias, rng=rng, dtype=np.float64)
-        return layer, (rng.standard_normal((B, T, D)),), {}
+    def build(rng, dtype):
+        layer = Linear(D, 4, bias=bias, rng=rng, dtype=dtype)
+        return layer, (rng.standard_normal((B, T, D)).astype(dtype),), {}
 
     return build
 
