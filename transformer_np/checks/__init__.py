@@ -62,6 +62,23 @@ def case_rows(case, results):
 
 def all_cases():
     """Every GradCase, in the order of the notes."""
-    from . import core
+    from . import core, loss
 
-    return [*core.CASES]
+    return [*core.CASES, *loss.CASES]
+
+
+def run_rows(cases, tol=TOLERANCE):
+    """Run ``cases``; one GradRow per (case, gradient, label)."""
+    return [row for case in cases for row in case_rows(case, run_case(case, tol=tol))]
+
+
+def format_rows(rows):
+    """The table that ``python -m transformer_np gradcheck`` prints."""
+    w_label = max([5] + [len(r.label) for r in rows])
+    w_layer = max([5] + [len(r.layer) for r in rows])
+    w_what = max([4] + [len(r.what) for r in rows])
+    lines = [f"{'label':<{w_label}}  {'layer':<{w_layer}}  {'what':<{w_what}}  {'max rel err':>11}  pass"]
+    for r in rows:
+        verdict = "yes" if r.passed else "NO"
+        lines.append(f"{r.label:<{w_label}}  {r.layer:<{w_layer}}  {r.what:<{w_what}}  {r.max_rel_error:11.2e}  {verdict}")
+    return "\n".join(lines)

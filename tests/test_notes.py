@@ -1,0 +1,76 @@
+"""The notes, the code and the checks cite the same equations.
+
+Fails when code, tests or notebooks cite a label no note defines, when a label is defined
+twice, or when a backward equation in the notes has no gradient check that names it.
+"""
+
+import re
+from pathlib import Path
+
+from transformer_np.checks import all_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+TAG = re.compile(r"\\tag\{([a-z]+\.\d+)\}")
+HEADING = re.compile(r"^(#+)\s+(.*)")
+PARENS = re.compile(r"\(([^()\n]*)\)")
+LABEL = re.compile(r"\b([a-z]+\.\d+)\b")
+
+
+def note_labels():
+    """{label: (file, is_backward)} for every \\tag in notes/*.md."""
+    labels = {}
+    for path in sorted((ROOT / "notes").glob("*.md")):
+        backward_level = None
+        for line in path.read_text().splitlines():
+            heading = HEADING.match(line)
+            if heading:
+                level = len(heading.group(1))
+                if "backward" in heading.group(2).lower():
+                    backward_level = level
+                elif backward_level is not None and level <= backward_level:
+                    backward_level = None
+            for label in TAG.findall(line):
+                assert label not in labels, f"{label} is defined in {labels[label][0]} and again in {path.name}"
+                labels[label] = (path.name, backward_level is not None)
+    return labels
+
+
+def cited_labels():
+    """{label: file} for every label cited in parentheses, e.g. "(ln.3)" or "(ce.1-ce.4)"."""
+    sources = [*(ROOT / "transformer_np").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
+    sources += (ROOT / "notebooks").glob("*.ipynb")
+    cited = {}
+    for path in sources:
+        for group in PARENS.findall(path.read_text()):
+            for label in LABEL.findall(group):
+                if not label.split(".")[0].isdigit():
+                    cited.setdefault(label, path.relative_to(ROOT).as_posix())
+    return cited
+
+
+def checked_labels():
+    return {label for case in all_cases() for labels in case.labels.values() for label in labels}
+
+
+def test_the_notes_define_labels_and_backward_equations():
+    labels = note_labels()
+    assert len(labels) > 20
+    assert any(backward for _, backward in labels.values())
+
+
+def test_every_cited_label_is_defined_in_the_notes():
+    defined = note_labels()
+    missing = {label: where for label, where in cited_labels().items() if label not in defined}
+    assert not missing, f"cited but not defined in notes/: {missing}"
+
+
+def test_every_checked_label_is_a_backward_equation_in_the_notes():
+    labels = note_labels()
+    wrong = sorted(label for label in checked_labels() if not labels.get(label, (None, False))[1])
+    assert not wrong, f"gradient cases name labels that are not backward equations in notes/: {wrong}"
+
+
+def test_every_backward_equation_has_a_gradient_check():
+    backward = {label for label, (_, is_backward) in note_labels().items() if is_backward}
+    unchecked = sorted(backward - checked_labels())
+    assert not unchecked, f"backward equations with no gradient check: {unchecked}"
