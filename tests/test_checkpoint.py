@@ -1,0 +1,61 @@
+"""Checkpoints: exact round trip, atomic writes, no pickle, refusal of mismatches."""
+
+import os
+
+import numpy as np
+import pytest
+
+from transformer_np.checkpoint import load_checkpoint, save_checkpoint
+from transformer_np.layers import Linear
+
+
+def test_round_trip_restores_parameters_step_generator_and_config(tmp_path):
+    path = tmp_path / "run.npz"
+    model = Linear(3, 4, rng=np.random.default_rng(1))
+    rng = np.random.default_rng(5)
+    rng.standard_normal(7)  # advance it, so the saved state is not the seed's
+    save_checkpoint(path, model, step=42, rng=rng, config={"d_model": 3, "task": "copy"})
+    expected_next = rng.standard_normal(3)
+
+    restored, restored_rng = Linear(3, 4, rng=np.random.default_rng(2)), np.random.default_rng(0)
+    info = load_checkpoint(path, restored, rng=restored_rng, config={"d_model": 3, "task": "copy"})
+    assert info == {"step": 42, "config": {"d_model": 3, "task": "copy"}}
+    np.testing.assert_array_equal(restored.weight.data, model.weight.data)
+    assert restored.weight.dtype == np.float32
+    np.testing.assert_array_equal(restored_rng.standard_normal(3), expected_next)
+
+
+def test_archive_loads_without_pickle_and_write_leaves_no_temporary(tmp_path):
+    path = tmp_path / "sub" / "ckpt.npz"
+    save_checkpoint(path, Linear(2, 2), config={"a": [1, 2]})
+    with np.load(path, allow_pickle=False) as archive:
+        assert set(archive.files) == {"model/weight", "model/bias", "step", "config"}
+    assert os.listdir(path.parent) == ["ckpt.npz"]
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, Linear(2, 2), step=1)
+    with pytest.raises(TypeError):
+        save_checkpoint(path, Linear(2, 2), step=2, config={"bad": object()})  # not JSON-able
+    assert load_checkpoint(path, Linear(2, 2))["step"] == 1
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_mismatched_model_is_refused_with_the_list_of_mismatches(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, Linear(3, 4))
+    with pytest.raises(ValueError, match=r"shape of weight: expected \(3, 5\), received \(3, 4\)"):
+        load_checkpoint(path, Linear(3, 5))
+    save_checkpoint(path, Linear(3, 4, bias=False))
+    with pytest.raises(ValueError, match="missing: bias"):
+        load_checkpoint(path, Linear(3, 4))
+
+
+def test_mismatched_config_is_refused_listing_each_difference(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(path, Linear(2, 2), config={"d_model": 2, "n_heads": 1})
+    with pytest.raises(ValueError) as err:
+        load_checkpoint(path, Linear(2, 2), config={"d_model": 2, "n_heads": 2, "task": "sort"})
+    assert "n_heads: expected 2, checkpoint has 1" in str(err.value)
+    assert "task: expected 'sort', checkpoint has None" in str(err.value)
