@@ -86,3 +86,18 @@ def cupy_available():
         return cp.cuda.runtime.getDeviceCount() > 0
     except Exception:  # ImportError, or a CUDA error when no driver/GPU is present
         return False
+
+
+def scatter_add(a, indices, values):
+    """``a[indices] += values`` in place, where repeated indices ADD up (plain ``+=`` keeps only one).
+
+    ``a[i] += v`` with a repeated index i writes one of the sums and loses the others, because
+    the right-hand side is evaluated before any element is written. The unbuffered version is
+    ``numpy.add.at`` on NumPy and ``cupyx.scatter_add`` on CuPy; this picks the one that
+    matches ``a``. Used by Embedding.backward, where a token occurring twice in a batch must
+    receive the sum of both gradients.
+    """
+    if backend_name(a) == "cupy":
+        importlib.import_module("cupyx").scatter_add(a, indices, values)
+    else:
+        np.add.at(a, indices, values)

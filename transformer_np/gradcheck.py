@@ -85,6 +85,8 @@ def _require_float64(x, what):
 
 
 def _as_tuple(grads):
+    if grads is None:  # no floating-point inputs, e.g. an Embedding fed integer ids
+        return ()
     return grads if isinstance(grads, tuple) else (grads,)
 
 
