@@ -62,9 +62,9 @@ def case_rows(case, results):
 
 def all_cases():
     """Every GradCase, in the order of the notes."""
-    from . import core, loss
+    from . import attention, basic, core, loss
 
-    return [*core.CASES, *loss.CASES]
+    return [*core.CASES, *basic.CASES, *attention.CASES, *loss.CASES]
 
 
 def run_rows(cases, tol=TOLERANCE):

@@ -1,5 +1,25 @@
 """The building blocks of the Transformer, one concept per file, each with forward and backward."""
 
+from .activation import GELU, ReLU, Softmax
+from .attention import ScaledDotProductAttention
+from .dropout import Dropout
+from .embedding import Embedding
 from .linear import Linear
+from .masks import causal_mask, check_mask, combine_masks, padding_mask_from_ids, padding_mask_from_lengths
+from .multihead import MultiHeadAttention
 
-__all__ = ["Linear"]
+__all__ = [
+    "Linear",
+    "Embedding",
+    "ReLU",
+    "GELU",
+    "Softmax",
+    "Dropout",
+    "ScaledDotProductAttention",
+    "MultiHeadAttention",
+    "causal_mask",
+    "padding_mask_from_lengths",
+    "padding_mask_from_ids",
+    "combine_masks",
+    "check_mask",
+]

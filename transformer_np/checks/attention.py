@@ -1,0 +1,139 @@
+"""Gradient cases for attention (notes/attention.md) and multi-head attention (notes/multihead.md).
+
+Shapes: batch 3, H = 4 heads of width Dh = 7; multi-head attention on D = 28 features with
+Tq = 5 queries and, in cross-attention, Tk = 6 keys; the bare attention on 6 positions with
+values of width Dv = 9. All different, D not a power of two. Every case carries a mask, and
+the padding lengths differ per batch element.
+"""
+
+import numpy as np
+
+from ..layers.attention import ScaledDotProductAttention
+from ..layers.dropout import Dropout
+from ..layers.masks import causal_mask, combine_masks, padding_mask_from_lengths
+from ..layers.multihead import MultiHeadAttention
+from . import B, GradCase
+
+TQ, TK, D_MODEL, H, DH, DV = 5, 6, 28, 4, 7, 9
+SELF_LENGTHS = np.array([TQ, 3, 4])  # real lengths of the B query/key sequences in self-attention
+MEMORY_LENGTHS = np.array([4, TK, 2])  # real lengths of the B memory sequences in cross-attention
+
+# Labels verified through each projection's parameters (w_k.bias: see _without_key_bias).
+_PROJECTION_LABELS = {
+    "w_q.weight": ("mha.11",),
+    "w_q.bias": ("mha.11",),
+    "w_k.weight": ("mha.11",),
+    "w_v.weight": ("mha.11",),
+    "w_v.bias": ("mha.11",),
+    "w_o.weight": ("mha.6",),
+    "w_o.bias": ("mha.6",),
+}
+
+
+def _without_key_bias(layer):
+    """Drop the key projection's bias from a layer that is about to be gradient-checked.
+
+    The gradient of b_k is exactly zero in exact arithmetic (notes/multihead.md, "The key bias
+    gets no gradient"): adding b_k to every key adds the same q . b_k to a whole row of scores,
+    which the softmax ignores. Computed, the analytic value is rounding noise (~1e-17) and the
+    finite difference is rounding noise of another size (~1e-10), so their relative error is
+    about 1 and means nothing. The bias starts at zero, so removing it leaves the function
+    unchanged; tests/test_multihead.py checks instead that its gradient is zero.
+    """
+    layer.w_k.bias = None
+    return layer
+
+
+def _self_mask(T, lengths):
+    """(B, 1, T, T) padding AND causal."""
+    return combine_masks(padding_mask_from_lengths(lengths, T), causal_mask(T))
+
+
+def _sdpa(fully_masked_row):
+    def build(rng, dtype):
+        layer = ScaledDotProductAttention()
+        Q = rng.standard_normal((B, H, TK, DH)).astype(dtype)
+        K = rng.standard_normal((B, H, TK, DH)).astype(dtype)
+        V = rng.standard_normal((B, H, TK, DV)).astype(dtype)
+        mask = _self_mask(TK, np.array([TK, 4, 2]))
+        if fully_masked_row:
+            # Batch element 1, head 2, query 3 sees no key at all: its P row is 0, so its dQ
+            # row, and its contributions to dK and dV, must be exactly 0.
+            mask = np.broadcast_to(mask, (B, H, TK, TK)).copy()
+            mask[1, 2, 3, :] = False
+        return layer, (Q, K, V), {"mask": mask}
+
+    return build
+
+
+def _mha_self(rng, dtype):
+    layer = _without_key_bias(MultiHeadAttention(D_MODEL, H, rng=rng, dtype=dtype))
+    x = rng.standard_normal((B, TQ, D_MODEL)).astype(dtype)
+    return layer, (x,), {"mask": _self_mask(TQ, SELF_LENGTHS)}
+
+
+class _ReseededDropout(Dropout):
+    """Dropout that re-seeds its generator before every forward, so that every
+    finite-difference evaluation drops the same attention weights."""
+
+    def __init__(self, p, seed):
+        super().__init__(p)
+        self.seed = seed
+
+    def forward(self, x):
+        self.rng = np.random.default_rng(self.seed)
+        return super().forward(x)
+
+
+def _mha_self_dropout(rng, dtype):
+    layer = _without_key_bias(MultiHeadAttention(D_MODEL, H, rng=rng, dtype=dtype))
+    layer.attention.dropout = _ReseededDropout(0.3, seed=int(rng.integers(2**31)))
+    x = rng.standard_normal((B, TQ, D_MODEL)).astype(dtype)
+    return layer.train(), (x,), {"mask": _self_mask(TQ, SELF_LENGTHS)}
+
+
+def _mha_cross(rng, dtype):
+    layer = _without_key_bias(MultiHeadAttention(D_MODEL, H, rng=rng, dtype=dtype))
+    x = rng.standard_normal((B, TQ, D_MODEL)).astype(dtype)
+    memory = rng.standard_normal((B, TK, D_MODEL)).astype(dtype)
+    return layer, (x, memory), {"mask": padding_mask_from_lengths(MEMORY_LENGTHS, TK)}
+
+
+_SDPA_LABELS = {
+    "Q": ("attn.6", "attn.7", "attn.8"),
+    "K": ("attn.6", "attn.7", "attn.9"),
+    "V": ("attn.5",),
+}
+
+CASES = [
+    GradCase(
+        "ScaledDotProductAttention (padding + causal mask)",
+        _sdpa(fully_masked_row=False),
+        _SDPA_LABELS,
+        names=("Q", "K", "V"),
+    ),
+    GradCase(
+        "ScaledDotProductAttention (one query row fully masked)",
+        _sdpa(fully_masked_row=True),
+        _SDPA_LABELS,
+        names=("Q", "K", "V"),
+    ),
+    GradCase(
+        "MultiHeadAttention (self, padding + causal mask)",
+        _mha_self,
+        {"x": ("mha.7", "mha.8", "mha.9"), **_PROJECTION_LABELS},
+        names=("x",),
+    ),
+    GradCase(
+        "MultiHeadAttention (self, padding + causal mask, attention dropout p=0.3)",
+        _mha_self_dropout,
+        {"x": ("attn.5", "attn.6", "attn.7", "mha.9"), **_PROJECTION_LABELS},
+        names=("x",),
+    ),
+    GradCase(
+        "MultiHeadAttention (cross, key padding mask)",
+        _mha_cross,
+        {"x": ("mha.7", "mha.8", "mha.10"), "memory": ("mha.10",), **_PROJECTION_LABELS},
+        names=("x", "memory"),
+    ),
+]

@@ -1,0 +1,96 @@
+"""Scaled dot-product attention, O = softmax(Q K^T / sqrt(Dh)) V. Derivation: notes/attention.md.
+
+Every array carries the batch and head axes in front, (B, H, ...); the products over the last
+two axes are one batched ``matmul`` each, with no loop over batch elements or heads.
+"""
+
+import math
+
+from ..backend import get_array_module
+from ..init import make_rng
+from ..module import Module
+from ..validate import check_float, check_ndim, check_same_dtype
+from .activation import Softmax
+from .dropout import Dropout
+from .masks import check_mask
+
+
+class ScaledDotProductAttention(Module):
+    """softmax(Q K^T / sqrt(Dh) + mask) V on (B, H, T, Dh) arrays; no parameters.
+
+    Built from two sub-layers that do one thing each: ``softmax`` (layers/activation.py, the
+    row softmax of the scores and its backward) and ``dropout`` (on the attention weights).
+
+    ``dropout`` is the probability of dropping an attention weight (the paper's reference code
+    applies dropout to P, before it multiplies V). It is active only in training mode; at the
+    default 0.0 the layer is deterministic. ``attn_weights`` keeps the last P (B, H, Tq, Tk),
+    before dropout, for plotting.
+    """
+
+    def __init__(self, dropout=0.0, *, rng=None):
+        rng = make_rng(rng)
+        self.softmax = Softmax(axis=-1)
+        self.dropout = Dropout(dropout, rng=rng)
+        self.attn_weights = None
+
+    def forward(self, Q, K, V, mask=None):
+        """S = Q K^T / sqrt(Dh) (attn.1), masked (attn.2), P = softmax(S) (attn.3), O = P V (attn.4).
+
+        Q: (B, H, Tq, Dh), K: (B, H, Tk, Dh), V: (B, H, Tk, Dv) -> O: (B, H, Tq, Dv).
+        mask: boolean, broadcastable to (B, H, Tq, Tk), True = may attend (see layers/masks.py).
+        Masked scores become -inf, so the softmax gives them weight exactly 0; a query row with
+        every key masked gets P = 0 (the Softmax layer's rule for an all -inf row), hence O = 0
+        and zero gradients, never NaN.
+        Caches Q, K, V and the dropped-out weights Pd (the same array as P without dropout); the
+        softmax caches P. The mask is not needed: P is already exactly 0 where it hides a key.
+        """
+        self._check_inputs(Q, K, V, mask)
+        xp = get_array_module(Q)
+        scale = 1.0 / math.sqrt(Q.shape[-1])  # a Python float keeps float32 float32
+        S = (Q @ xp.swapaxes(K, -1, -2)) * scale  # (attn.1)
+        if mask is not None:
+            S = xp.where(mask, S, -xp.inf)  # (attn.2)
+        P = self.softmax.forward(S)  # (attn.3)
+        Pd = self.dropout.forward(P)
+        self.attn_weights = P
+        self._save_for_backward(Q, K, V, Pd)
+        return Pd @ V  # (attn.4)
+
+    def backward(self, dO):
+        """dV = P^T dO (attn.5), dP = dO V^T (attn.6), dS = P * (dP - rowsum(dP * P)) (attn.7),
+        dQ = dS K / sqrt(Dh) (attn.8), dK = dS^T Q / sqrt(Dh) (attn.9).
+
+        dO: (B, H, Tq, Dv) -> (dQ, dK, dV) with the shapes of Q, K, V. With dropout active,
+        P in (attn.5) is the dropped-out Pd and dP passes back through the same dropout mask.
+        (attn.7) is the softmax's own backward (softmax.4). Masked entries of P are 0, so it
+        gives them dS = 0: no gradient reaches a hidden key, and none leaves an all-masked row.
+        """
+        Q, K, V, Pd = self._saved()
+        xp = get_array_module(dO)
+        scale = 1.0 / math.sqrt(Q.shape[-1])
+        dV = xp.swapaxes(Pd, -1, -2) @ dO  # (attn.5)
+        dPd = dO @ xp.swapaxes(V, -1, -2)  # (attn.6), for the weights after dropout
+        dP = self.dropout.backward(dPd)
+        dS = self.softmax.backward(dP)  # (attn.7): P * (dP - rowsum(dP * P))
+        dQ = (dS @ K) * scale  # (attn.8)
+        dK = (xp.swapaxes(dS, -1, -2) @ Q) * scale  # (attn.9)
+        return dQ, dK, dV
+
+    @staticmethod
+    def _check_inputs(Q, K, V, mask):
+        for name, a in (("Q", Q), ("K", K), ("V", V)):
+            check_float(a, name)
+            check_ndim(a, 4, name, "(B, H, T, Dh)")
+        check_same_dtype(K, Q, "K", "Q")
+        check_same_dtype(V, Q, "V", "Q")
+        B, H, Tq, Dh = Q.shape
+        Tk = K.shape[2]
+        if K.shape != (B, H, Tk, Dh):
+            raise ValueError(
+                f"K: expected shape (B, H, Tk, Dh) with B={B}, H={H}, Dh={Dh} as in Q, received {K.shape}"
+            )
+        if V.shape[:3] != (B, H, Tk):
+            raise ValueError(
+                f"V: expected shape (B, H, Tk, Dv) with B={B}, H={H}, Tk={Tk} as in K, received {V.shape}"
+            )
+        check_mask(mask, B, H, Tq, Tk)
