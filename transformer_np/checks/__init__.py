@@ -62,9 +62,9 @@ def case_rows(case, results):
 
 def all_cases():
     """Every GradCase, in the order of the notes."""
-    from . import attention, basic, core, loss
+    from . import attention, basic, blocks, core, loss
 
-    return [*core.CASES, *basic.CASES, *attention.CASES, *loss.CASES]
+    return [*core.CASES, *basic.CASES, *attention.CASES, *blocks.CASES, *loss.CASES]
 
 
 def run_rows(cases, tol=TOLERANCE):

@@ -4,9 +4,13 @@ from .activation import GELU, ReLU, Softmax
 from .attention import ScaledDotProductAttention
 from .dropout import Dropout
 from .embedding import Embedding
+from .feedforward import PositionwiseFeedForward
 from .linear import Linear
 from .masks import causal_mask, check_mask, combine_masks, padding_mask_from_ids, padding_mask_from_lengths
 from .multihead import MultiHeadAttention
+from .norm import LayerNorm
+from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from .residual import Residual
 
 __all__ = [
     "Linear",
@@ -17,6 +21,11 @@ __all__ = [
     "Dropout",
     "ScaledDotProductAttention",
     "MultiHeadAttention",
+    "LayerNorm",
+    "PositionwiseFeedForward",
+    "Residual",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding",
     "causal_mask",
     "padding_mask_from_lengths",
     "padding_mask_from_ids",
