@@ -93,3 +93,15 @@ def test_the_command_line_passes_on_the_library(capsys):
     assert main(["gradcheck", "--only", "lin"]) == 0
     out = capsys.readouterr().out
     assert out.count("lin.") >= 3 and " NO" not in out
+
+
+def test_dropout_is_checked_with_one_fixed_mask():
+    from transformer_np.layers import Dropout
+
+    x = np.random.default_rng(2).standard_normal((3, 5, 7))
+    (fixed,) = check_module(Dropout(0.5).train(), x)
+    assert fixed.passed
+    # Without the re-seeding, every finite difference would draw a new mask: nonsense.
+    layer = Dropout(0.5).train()
+    (fresh,) = check_function(layer.forward, layer.backward, x)
+    assert not fresh.passed

@@ -137,9 +137,22 @@ def check_module(module, *inputs, names=None, seed=0, eps=EPS, tol=TOLERANCE, **
     ``forward_kwargs`` (a mask, for instance) are passed to forward and not differentiated.
     ``names`` optionally renames the inputs (e.g. ``("x", "memory")``); parameters keep their
     dotted names from ``module.named_parameters()``.
+
+    Sub-modules that draw random numbers from a generator ``rng`` (Dropout in training mode)
+    get the same generator state before every forward. Otherwise each of the many forward
+    passes of the finite differences would draw a new mask, and y(x + eps) - y(x - eps) would
+    compare two different functions; with it, the check differentiates the one function, with
+    one fixed mask, whose gradient backward computes.
     """
+    random = [m for m in module.modules() if isinstance(getattr(m, "rng", None), np.random.Generator)]
+
+    def forward(*xs):
+        for i, m in enumerate(random):
+            m.rng = np.random.default_rng([seed, i])
+        return module.forward(*xs, **forward_kwargs)
+
     results = check_function(
-        lambda *xs: module.forward(*xs, **forward_kwargs),
+        forward,
         module.backward,
         *inputs,
         params=dict(module.named_parameters()),

@@ -9,7 +9,6 @@ the padding lengths differ per batch element.
 import numpy as np
 
 from ..layers.attention import ScaledDotProductAttention
-from ..layers.dropout import Dropout
 from ..layers.masks import causal_mask, combine_masks, padding_mask_from_lengths
 from ..layers.multihead import MultiHeadAttention
 from . import B, GradCase
@@ -72,22 +71,8 @@ def _mha_self(rng, dtype):
     return layer, (x,), {"mask": _self_mask(TQ, SELF_LENGTHS)}
 
 
-class _ReseededDropout(Dropout):
-    """Dropout that re-seeds its generator before every forward, so that every
-    finite-difference evaluation drops the same attention weights."""
-
-    def __init__(self, p, seed):
-        super().__init__(p)
-        self.seed = seed
-
-    def forward(self, x):
-        self.rng = np.random.default_rng(self.seed)
-        return super().forward(x)
-
-
 def _mha_self_dropout(rng, dtype):
-    layer = _without_key_bias(MultiHeadAttention(D_MODEL, H, rng=rng, dtype=dtype))
-    layer.attention.dropout = _ReseededDropout(0.3, seed=int(rng.integers(2**31)))
+    layer = _without_key_bias(MultiHeadAttention(D_MODEL, H, dropout=0.3, rng=rng, dtype=dtype))
     x = rng.standard_normal((B, TQ, D_MODEL)).astype(dtype)
     return layer.train(), (x,), {"mask": _self_mask(TQ, SELF_LENGTHS)}
 
@@ -107,31 +92,31 @@ _SDPA_LABELS = {
 
 CASES = [
     GradCase(
-        "ScaledDotProductAttention (padding + causal mask)",
+        "ScaledDotProductAttention (causal + padding)",
         _sdpa(fully_masked_row=False),
         _SDPA_LABELS,
         names=("Q", "K", "V"),
     ),
     GradCase(
-        "ScaledDotProductAttention (one query row fully masked)",
+        "ScaledDotProductAttention (a fully masked row)",
         _sdpa(fully_masked_row=True),
         _SDPA_LABELS,
         names=("Q", "K", "V"),
     ),
     GradCase(
-        "MultiHeadAttention (self, padding + causal mask)",
+        "MultiHeadAttention (self, causal + padding)",
         _mha_self,
         {"x": ("mha.7", "mha.8", "mha.9"), **_PROJECTION_LABELS},
         names=("x",),
     ),
     GradCase(
-        "MultiHeadAttention (self, padding + causal mask, attention dropout p=0.3)",
+        "MultiHeadAttention (self, dropout 0.3)",
         _mha_self_dropout,
         {"x": ("attn.5", "attn.6", "attn.7", "mha.9"), **_PROJECTION_LABELS},
         names=("x",),
     ),
     GradCase(
-        "MultiHeadAttention (cross, key padding mask)",
+        "MultiHeadAttention (cross, padding)",
         _mha_cross,
         {"x": ("mha.7", "mha.8", "mha.10"), "memory": ("mha.10",), **_PROJECTION_LABELS},
         names=("x", "memory"),

@@ -9,7 +9,6 @@ a parameter that happens to be 1 or 0.
 import numpy as np
 
 from ..backend import get_array_module
-from ..layers.dropout import Dropout
 from ..layers.feedforward import PositionwiseFeedForward
 from ..layers.norm import LayerNorm
 from ..layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
@@ -20,32 +19,6 @@ from . import B, D, T, GradCase
 D_FF, S = 11, 6
 MEMORY_LENGTHS = np.array([S, 4, 2])  # real lengths of the B memory sequences (padding mask)
 RELU_MARGIN = 1e-4  # the ReLU case needs every hidden pre-activation at least this far from 0
-
-
-class _SameMasksEachForward:
-    """Mixin for the dropout cases: re-seed every Dropout inside before every forward.
-
-    The finite-difference check calls forward once per perturbed entry; a new mask each time
-    would compare two different functions. With the generators re-seeded, every forward draws
-    the same masks, and the check differentiates the one function whose gradient backward
-    claims to compute, (ffn.7), (res.4) and (res.6) included, with p > 0.
-    """
-
-    mask_seed = 1234
-
-    def forward(self, *inputs, **kwargs):
-        for i, module in enumerate(self.modules()):
-            if isinstance(module, Dropout):
-                module.rng = np.random.default_rng(self.mask_seed + i)
-        return super().forward(*inputs, **kwargs)
-
-
-class _FeedForwardSameMasks(_SameMasksEachForward, PositionwiseFeedForward):
-    pass
-
-
-class _ResidualSameMasks(_SameMasksEachForward, Residual):
-    pass
 
 
 class _MemoryMix(Module):
@@ -107,8 +80,7 @@ _LN_LABELS = {"x": ("ln.7", "ln.8"), "weight": ("ln.6",), "bias": ("ln.5",)}
 # -- Feed-forward -------------------------------------------------------------------------------
 def _ffn(activation, dropout=0.0):
     def build(rng, dtype):
-        cls = _FeedForwardSameMasks if dropout else PositionwiseFeedForward
-        layer = cls(D, D_FF, activation, dropout=dropout, rng=rng, dtype=dtype)
+        layer = PositionwiseFeedForward(D, D_FF, activation, dropout=dropout, rng=rng, dtype=dtype)
         _randomise(layer.w_1.bias, rng, 0.0, 0.3)
         _randomise(layer.w_2.bias, rng, 0.0, 0.3)
         x = _x(rng, dtype)
@@ -139,11 +111,8 @@ def _residual_ffn(norm, dropout=0.0):
     """Residual around a GELU feed-forward network; with dropout, both dropouts are active."""
 
     def build(rng, dtype):
-        ffn_cls, res_cls = (
-            (_FeedForwardSameMasks, _ResidualSameMasks) if dropout else (PositionwiseFeedForward, Residual)
-        )
-        ffn = ffn_cls(D, D_FF, "gelu", dropout=dropout, rng=rng, dtype=dtype)
-        layer = res_cls(ffn, D, norm=norm, dropout=dropout, rng=rng, dtype=dtype)
+        ffn = PositionwiseFeedForward(D, D_FF, "gelu", dropout=dropout, rng=rng, dtype=dtype)
+        layer = Residual(ffn, D, norm=norm, dropout=dropout, rng=rng, dtype=dtype)
         _randomise(layer.norm.weight, rng, 1.0, 0.5)
         _randomise(layer.norm.bias, rng, 0.0, 0.5)
         _randomise(ffn.w_1.bias, rng, 0.0, 0.3)
