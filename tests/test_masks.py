@@ -29,7 +29,7 @@ def test_causal_mask_uses_the_given_array_module():
 
 
 def test_causal_mask_rejects_bad_length():
-    with pytest.raises(ValueError, match=r"T: expected a positive integer.*received 0"):
+    with pytest.raises(ValueError, match=r"T: expected an integer >= 1, received 0"):
         causal_mask(0)
 
 

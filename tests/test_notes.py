@@ -12,8 +12,9 @@ from transformer_np.checks import all_cases
 ROOT = Path(__file__).resolve().parents[1]
 TAG = re.compile(r"\\tag\{([a-z]+\.\d+)\}")
 HEADING = re.compile(r"^(#+)\s+(.*)")
-PARENS = re.compile(r"\(([^()\n]*)\)")
-LABEL = re.compile(r"\b([a-z]+\.\d+)\b")
+LABEL = r"[a-z]+\.\d+"
+# A citation is a parenthesised group made only of labels: "(ln.3)", "(ce.1-ce.4)", "(ffn.5, ffn.6)".
+CITATION = re.compile(rf"\(({LABEL}(?:\s*(?:-|–|,|and)\s*{LABEL})*)\)")
 
 
 def note_labels():
@@ -36,15 +37,14 @@ def note_labels():
 
 
 def cited_labels():
-    """{label: file} for every label cited in parentheses, e.g. "(ln.3)" or "(ce.1-ce.4)"."""
+    """{label: file} for every label cited, e.g. "(ln.3)" or "(ce.1-ce.4)"; "("m.0", 1)" is no citation."""
     sources = [*(ROOT / "transformer_np").rglob("*.py"), *(ROOT / "tests").rglob("*.py")]
     sources += (ROOT / "notebooks").glob("*.ipynb")
     cited = {}
     for path in sources:
-        for group in PARENS.findall(path.read_text()):
-            for label in LABEL.findall(group):
-                if not label.split(".")[0].isdigit():
-                    cited.setdefault(label, path.relative_to(ROOT).as_posix())
+        for group in CITATION.findall(path.read_text()):
+            for label in re.findall(LABEL, group):
+                cited.setdefault(label, path.relative_to(ROOT).as_posix())
     return cited
 
 
@@ -74,3 +74,8 @@ def test_every_backward_equation_has_a_gradient_check():
     backward = {label for label, (_, is_backward) in note_labels().items() if is_backward}
     unchecked = sorted(backward - checked_labels())
     assert not unchecked, f"backward equations with no gradient check: {unchecked}"
+
+
+def test_what_counts_as_a_citation():
+    text = 'dx (ln.8); (ce.1-ce.4), (ffn.5, ffn.6); not ("m.0", 1) nor (layers.0.weight) nor (x.T)'
+    assert CITATION.findall(text) == ["ln.8", "ce.1-ce.4", "ffn.5, ffn.6"]

@@ -6,6 +6,7 @@ Parameters are created on the CPU with NumPy; ``module.to("cupy")`` moves them a
 import numpy as np
 
 from .backend import resolve_dtype
+from .validate import check_generator
 
 
 def make_rng(rng=None):
@@ -16,9 +17,7 @@ def make_rng(rng=None):
     """
     if rng is None:
         return np.random.default_rng(0)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected a numpy.random.Generator, received {type(rng).__name__}")
-    return rng
+    return check_generator(rng)
 
 
 def xavier_uniform(fan_in, fan_out, rng, dtype=None):

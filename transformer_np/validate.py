@@ -1,4 +1,6 @@
-"""Input checks shared by the layers: fail loudly, naming what was expected and what arrived."""
+"""Input checks shared by the layers and the data: fail loudly, naming what was expected and what arrived."""
+
+import numpy as np
 
 from .backend import get_array_module
 
@@ -50,3 +52,29 @@ def check_same_dtype(a, b, name_a="x", name_b="weight"):
     """Two arrays must share a dtype, so float32 stays float32 (no silent upcast)."""
     if a.dtype != b.dtype:
         raise TypeError(f"{name_a}: expected dtype {b.dtype} (the dtype of {name_b}), received {a.dtype}")
+
+
+def check_generator(rng, name="rng"):
+    """``rng`` must be a ``numpy.random.Generator``, e.g. ``np.random.default_rng(0)``; returns it."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name}: expected a numpy.random.Generator (np.random.default_rng(seed)), received {type(rng).__name__}"
+        )
+    return rng
+
+
+def check_int(value, name, low=1):
+    """``value`` must be an integer >= ``low`` (NumPy integers accepted); returns it as a Python int."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, received {value!r}")
+    return int(value)
+
+
+def check_sequence(seq, name):
+    """``seq`` must be 1-D and of an integer dtype (a list of ints is accepted); returns an int64 array."""
+    arr = np.asarray(seq)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D sequence of token ids, received shape {arr.shape}")
+    if arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer token ids, received dtype {arr.dtype}")
+    return arr.astype(np.int64)

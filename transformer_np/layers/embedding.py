@@ -1,12 +1,11 @@
 """Embedding: token ids -> rows of a learned table. Derivation: notes/embedding.md."""
 
 import math
-import operator
 
 from ..backend import backend_name, scatter_add, to_backend
 from ..init import make_rng, normal
 from ..module import Module, Parameter
-from ..validate import check_int_ids, check_ndim
+from ..validate import check_int, check_int_ids, check_ndim
 
 
 class Embedding(Module):
@@ -27,7 +26,7 @@ class Embedding(Module):
     """
 
     def __init__(self, vocab_size, d_model, scale=False, *, rng=None, dtype=None):
-        vocab_size, d_model = _positive_int(vocab_size, "vocab_size"), _positive_int(d_model, "d_model")
+        vocab_size, d_model = check_int(vocab_size, "vocab_size"), check_int(d_model, "d_model")
         rng = make_rng(rng)
         self.vocab_size, self.d_model = vocab_size, d_model
         self.scale = bool(scale)
@@ -63,13 +62,3 @@ class Embedding(Module):
         scatter_add(self.weight.grad, ids.reshape(-1), dY_rows)
         return None
 
-
-def _positive_int(value, name):
-    """``value`` as a Python int (NumPy integers accepted); ValueError unless it is >= 1."""
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name}: expected a positive integer, received {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name}: expected a positive integer, received {value}")
-    return value

@@ -14,7 +14,7 @@ ignored later by the loss), which keeps every query row with at least one visibl
 """
 
 from ..backend import get_array_module, get_backend
-from ..validate import check_int_ids, check_ndim
+from ..validate import check_int, check_int_ids, check_ndim
 
 
 def causal_mask(T, xp=None):
@@ -22,8 +22,7 @@ def causal_mask(T, xp=None):
 
     ``xp`` is the array module to build it with (NumPy when None; pass CuPy for a GPU mask).
     """
-    if int(T) != T or T < 1:
-        raise ValueError(f"T: expected a positive integer sequence length, received {T!r}")
+    T = check_int(T, "T")
     xp = get_backend("numpy") if xp is None else xp
     T = int(T)
     return xp.tril(xp.ones((T, T), dtype=bool))[None, None, :, :]
