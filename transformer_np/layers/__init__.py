@@ -11,6 +11,7 @@ from .multihead import MultiHeadAttention
 from .norm import LayerNorm
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from .residual import Residual
+from .tied import TiedOutput
 
 __all__ = [
     "Linear",
@@ -26,6 +27,7 @@ __all__ = [
     "Residual",
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
+    "TiedOutput",
     "causal_mask",
     "padding_mask_from_lengths",
     "padding_mask_from_ids",
