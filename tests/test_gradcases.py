@@ -25,7 +25,13 @@ def results(i):
 )
 def test_gradient(label, i, what):
     result = results(i)[what]
-    assert result.max_rel_error < TOLERANCE, f"({label}) {CASES[i].layer} d{what}: {result.max_rel_error:.2e}"
+    assert result.max_rel_error < CASES[i].tol, f"({label}) {CASES[i].layer} d{what}: {result.max_rel_error:.2e}"
+
+
+def test_only_whole_models_have_the_looser_bar():
+    looser = {case.build.__module__.rsplit(".", 1)[-1] for case in CASES if case.tol != TOLERANCE}
+    assert looser <= {"models", "gpt"}
+    assert all(case.tol <= 1e-6 for case in CASES)
 
 
 @pytest.mark.parametrize("i", range(len(CASES)), ids=[c.layer for c in CASES])

@@ -78,3 +78,16 @@ def check_sequence(seq, name):
     if arr.size and arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer token ids, received dtype {arr.dtype}")
     return arr.astype(np.int64)
+
+
+def check_activations(x, d_model, like, name="x", like_name="the parameters"):
+    """``x`` must be a finite floating-point (B, T, d_model) array of the dtype of ``like``.
+
+    The entry check of a stack of layers (an encoder, a decoder) that receives hidden states
+    rather than token ids: wrong rank, feature size or dtype, and NaN/inf, all refused.
+    """
+    check_float(x, name)
+    check_ndim(x, 3, name, "(B, T, D)")
+    check_last_dim(x, d_model, name)
+    check_same_dtype(x, like, name, like_name)
+    check_finite(x, name)

@@ -16,6 +16,10 @@ from ..gradcheck import TOLERANCE, check_module
 # Shapes shared by the cases: all different, none a power of two.
 B, T, D = 3, 5, 7
 
+# The bar for a whole model (issue 3): its gradients pass through dozens of layers, and the
+# smallest ones (a bias deep in the decoder) sit closer to the finite-difference rounding floor.
+WHOLE_MODEL_TOLERANCE = 1e-6
+
 
 @dataclass(frozen=True)
 class GradCase:
@@ -25,12 +29,14 @@ class GradCase:
     (float64 for the gradient check; the dtype tests rebuild every case in float32).
     labels: {what: (label, ...)} for each input name and parameter name the check reports.
     names: names of the floating-point inputs, in order (default x0, x1, ...).
+    tol: the pass bar for the max relative error (1e-7 for a layer, 1e-6 for a whole model).
     """
 
     layer: str
     build: Callable
     labels: dict
     names: tuple = None
+    tol: float = TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -44,8 +50,9 @@ class GradRow:
     passed: bool
 
 
-def run_case(case, seed=0, tol=TOLERANCE):
-    """Run ``case``; return its GradResults (one per input and parameter)."""
+def run_case(case, seed=0, tol=None):
+    """Run ``case`` against ``tol`` (default: the case's own bar); one GradResult per input and parameter."""
+    tol = case.tol if tol is None else tol
     module, inputs, kwargs = case.build(np.random.default_rng(seed), np.float64)
     return check_module(module, *inputs, names=case.names, seed=seed, tol=tol, **kwargs)
 
@@ -62,12 +69,12 @@ def case_rows(case, results):
 
 def all_cases():
     """Every GradCase, in the order of the notes."""
-    from . import attention, basic, blocks, core, loss
+    from . import attention, basic, blocks, core, gpt, loss, models
 
-    return [*core.CASES, *basic.CASES, *attention.CASES, *blocks.CASES, *loss.CASES]
+    return [*core.CASES, *basic.CASES, *attention.CASES, *blocks.CASES, *loss.CASES, *models.CASES, *gpt.CASES]
 
 
-def run_rows(cases, tol=TOLERANCE):
+def run_rows(cases, tol=None):
     """Run ``cases``; one GradRow per (case, gradient, label)."""
     return [row for case in cases for row in case_rows(case, run_case(case, tol=tol))]
 
