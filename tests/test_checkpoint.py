@@ -1,12 +1,12 @@
-"""Checkpoints: exact round trip, atomic writes, no pickle, refusal of mismatches."""
+"""Checkpoints: exact round trip (dropout generators included), atomic writes, no pickle, refusal of mismatches."""
 
 import os
 
 import numpy as np
 import pytest
 
-from transformer_np.checkpoint import load_checkpoint, save_checkpoint
-from transformer_np.layers import Linear
+from transformer_np.checkpoint import load_checkpoint, load_config, save_checkpoint
+from transformer_np.layers import Dropout, Linear
 
 
 def test_round_trip_restores_parameters_step_generator_and_config(tmp_path):
@@ -59,3 +59,40 @@ def test_mismatched_config_is_refused_listing_each_difference(tmp_path):
         load_checkpoint(path, Linear(2, 2), config={"d_model": 2, "n_heads": 2, "task": "sort"})
     assert "n_heads: expected 2, checkpoint has 1" in str(err.value)
     assert "task: expected 'sort', checkpoint has None" in str(err.value)
+
+
+class Noisy(Linear):
+    """A Linear with a Dropout after it: one parameterised module, one generator below it."""
+
+    def __init__(self, seed, dropout=True):
+        super().__init__(3, 4, rng=np.random.default_rng(seed))
+        if dropout:
+            self.drop = Dropout(0.5, rng=np.random.default_rng(seed + 1))
+
+
+def test_dropout_generators_are_saved_and_restored(tmp_path):
+    path = tmp_path / "noisy.npz"
+    model = Noisy(1)
+    model.drop.rng.random(5)  # advance it
+    save_checkpoint(path, model, extra={"history/loss": [0.5, 0.25]})
+    expected = model.drop.forward(np.ones((2, 4), dtype=np.float32))
+    restored = Noisy(10)
+    info = load_checkpoint(path, restored)
+    np.testing.assert_array_equal(restored.drop.forward(np.ones((2, 4), dtype=np.float32)), expected)
+    np.testing.assert_array_equal(info["extra"]["history/loss"], [0.5, 0.25])
+    assert load_config(path) == {}
+    with np.load(path, allow_pickle=False) as archive:
+        assert "model_rng/drop.rng" in archive.files
+
+
+def test_generators_that_do_not_match_are_refused_before_anything_is_loaded(tmp_path):
+    path = tmp_path / "noisy.npz"
+    save_checkpoint(path, Noisy(1))
+    plain = Noisy(2, dropout=False)
+    before = plain.weight.data.copy()
+    with pytest.raises(ValueError, match=r"generators do not match Noisy:\n  unexpected: drop.rng"):
+        load_checkpoint(path, plain)
+    np.testing.assert_array_equal(plain.weight.data, before)
+    save_checkpoint(path, Noisy(1, dropout=False))
+    with pytest.raises(ValueError, match="missing: drop.rng"):
+        load_checkpoint(path, Noisy(2))

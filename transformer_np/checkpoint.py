@@ -3,10 +3,17 @@
 Layout of the archive (every entry a plain array, so it loads with ``allow_pickle=False``):
 
     model/<dotted name>      each parameter, as ``module.state_dict()`` gives it
+    model_rng/<dotted name>  the state of each generator a sub-module draws from (its ``rng``
+                             attribute, e.g. Dropout's), as a JSON string: ``model_rng/rng``
+                             for the model itself, ``model_rng/<module path>.rng`` below it
     optim/<key>              each entry of ``optimizer.state_dict()`` (arrays and numbers)
     step                     the number of optimisation steps taken
     rng                      the generator's bit-generator state, as a JSON string
     config                   the run's configuration (a JSON-able dict), as a JSON string
+    extra/<key>              any further arrays the caller passes (the trainer's history)
+
+Saving the dropout generators as well as the weights is what lets a resumed run draw the same
+dropout masks, and so take exactly the steps an uninterrupted run would have taken.
 
 Writing is atomic: the archive goes to a temporary file in the same folder, is flushed to disk
 and then renamed over the target, so a crash leaves either the old checkpoint or the new one,
@@ -22,15 +29,30 @@ import numpy as np
 from .backend import to_numpy
 
 
-def save_checkpoint(path, model, optimizer=None, step=0, rng=None, config=None):
-    """Write ``model`` (and optionally the optimizer, step, generator and config) to ``path``."""
+def model_generators(model):
+    """{"<module path>.rng": generator} for every sub-module whose ``rng`` is a numpy Generator.
+
+    The model's own generator is named ``"rng"``. A generator shared by several modules is
+    listed under each of their names (saving it twice costs a few bytes; restoring it twice
+    sets the same state twice).
+    """
+    return {f"{prefix}rng": m.rng for prefix, m in model.named_modules()
+            if isinstance(getattr(m, "rng", None), np.random.Generator)}
+
+
+def save_checkpoint(path, model, optimizer=None, step=0, rng=None, config=None, extra=None):
+    """Write ``model`` (its parameters and generators), and optionally the optimizer, step,
+    generator, config and ``extra`` arrays ({key: array-like}), to ``path``."""
     arrays = {f"model/{name}": value for name, value in model.state_dict().items()}
+    arrays.update({f"model_rng/{name}": np.asarray(json.dumps(g.bit_generator.state))
+                   for name, g in model_generators(model).items()})
     if optimizer is not None:
         arrays.update({f"optim/{key}": to_numpy(np.asarray(v)) for key, v in optimizer.state_dict().items()})
     arrays["step"] = np.asarray(step, dtype=np.int64)
     if rng is not None:
         arrays["rng"] = np.asarray(json.dumps(rng.bit_generator.state))
     arrays["config"] = np.asarray(json.dumps(config or {}))
+    arrays.update({f"extra/{key}": np.asarray(value) for key, value in (extra or {}).items()})
     bad = [k for k, v in arrays.items() if v.dtype == object]
     if bad:
         raise TypeError(f"checkpoint entries must be plain arrays, received object arrays for {bad}")
@@ -54,8 +76,9 @@ def load_checkpoint(path, model, optimizer=None, rng=None, config=None):
 
     ``config``, when given, must equal the saved configuration; every difference is listed.
     A parameter that is missing, unexpected or of another shape is refused by
-    ``model.load_state_dict`` with the list of mismatches. Returns
-    ``{"step": int, "config": dict}``.
+    ``model.load_state_dict`` with the list of mismatches; so is a model whose generators
+    (``model_generators``) are not those saved. Returns ``{"step": int, "config": dict}``, plus
+    ``"extra": {key: array}`` when the checkpoint holds extra arrays.
     """
     with np.load(path, allow_pickle=False) as archive:
         entries = {key: archive[key] for key in archive.files}
@@ -65,11 +88,36 @@ def load_checkpoint(path, model, optimizer=None, rng=None, config=None):
         diffs = [f"{k}: expected {config.get(k)!r}, checkpoint has {saved_config.get(k)!r}" for k in keys
                  if config.get(k) != saved_config.get(k)]
         raise ValueError(f"checkpoint {path} was written for another configuration:\n  " + "\n  ".join(diffs))
+    generators = _matching_generators(path, model, entries)  # checked before anything is changed
     model.load_state_dict({k[len("model/"):]: v for k, v in entries.items() if k.startswith("model/")})
+    for name, g in generators.items():
+        g.bit_generator.state = json.loads(str(entries[f"model_rng/{name}"]))
     if optimizer is not None:
         optimizer.load_state_dict({k[len("optim/"):]: v for k, v in entries.items() if k.startswith("optim/")})
     if rng is not None:
         if "rng" not in entries:
             raise ValueError(f"checkpoint {path} holds no generator state to restore")
         rng.bit_generator.state = json.loads(str(entries["rng"]))
-    return {"step": int(entries["step"]), "config": saved_config}
+    info = {"step": int(entries["step"]), "config": saved_config}
+    extra = {k[len("extra/"):]: v for k, v in entries.items() if k.startswith("extra/")}
+    if extra:
+        info["extra"] = extra
+    return info
+
+
+def load_config(path):
+    """The configuration saved in the checkpoint at ``path`` (to rebuild its model before loading)."""
+    with np.load(path, allow_pickle=False) as archive:
+        return json.loads(str(archive["config"]))
+
+
+def _matching_generators(path, model, entries):
+    """``model_generators(model)``, refused with the list of differences unless the checkpoint
+    holds exactly those generators."""
+    generators = model_generators(model)
+    saved = [k[len("model_rng/"):] for k in entries if k.startswith("model_rng/")]
+    problems = [f"missing: {n}" for n in generators if n not in saved]
+    problems += [f"unexpected: {n}" for n in saved if n not in generators]
+    if problems:
+        raise ValueError(f"checkpoint {path}: generators do not match {type(model).__name__}:\n  " + "\n  ".join(problems))
+    return generators

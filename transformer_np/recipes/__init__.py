@@ -1,0 +1,19 @@
+"""Named training recipes: a model, an optimizer and schedule, data and an evaluation, ready to train.
+
+    run = build_run("copy", steps=300)
+    run.trainer().fit(run.steps)
+
+Encoder-decoder (recipes/seq2seq.py): copy, reverse, sort, add, annotated-copy.
+Decoder-only (recipes/gpt.py): sort-gpt (minGPT's gpt-nano demo), shakespeare (nanoGPT's
+character-level CPU recipe).
+"""
+
+from . import gpt, seq2seq  # noqa: F401  (importing them registers their recipes)
+from .base import EVAL_SEED, RECIPES, Recipe, Run, build_run, seeded
+from .gpt import evaluate_lm, evaluate_sort_gpt
+from .seq2seq import evaluate_seq2seq, seq2seq_inputs
+
+__all__ = [
+    "EVAL_SEED", "RECIPES", "Recipe", "Run", "build_run", "evaluate_lm", "evaluate_seq2seq", "evaluate_sort_gpt",
+    "seeded", "seq2seq_inputs",
+]

@@ -1,0 +1,109 @@
+"""A recipe is a name, its default settings and a function that builds a ready-to-train ``Run``.
+
+    run = build_run("reverse", steps=800, seed=1)      defaults, with some settings overridden
+    trainer = run.trainer(quiet=True)                 a Trainer wired with the run's pieces
+    trainer.fit(run.steps)
+    trainer.history["val_exact_match"][-1]
+
+Settings are flat and JSON-able (numbers and strings), so the whole of them, with the recipe's
+name, is the run's ``config``: it goes into every checkpoint, and ``build_run(**config)``
+rebuilds the same run to resume it. Seeds: the model's weights and dropout draw from
+``default_rng([seed, 0])``, the training batches from ``default_rng([seed, 1])``; held-out
+data comes from ``EVAL_SEED`` and the task's test split, the same for every seed.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..train import Trainer
+
+EVAL_SEED = 20170612  # the held-out sets: the same sequences in every run
+
+
+@dataclass
+class Recipe:
+    """``build(settings) -> Run``; ``defaults`` lists every setting the recipe understands."""
+
+    name: str
+    description: str
+    defaults: dict
+    build: object
+
+
+@dataclass
+class Run:
+    """Everything a Trainer needs, plus what the command line reports.
+
+    metric           the key of ``eval_fn``'s result that sums the run up (e.g. "exact_match")
+    higher_is_better whether a larger ``metric`` is better (accuracy) or worse (a loss)
+    held_out         the evaluation data, for printing examples (recipe-specific, may be None)
+    """
+
+    config: dict
+    model: object
+    optimizer: object
+    loss_fn: object
+    get_batch: object
+    schedule: object
+    clip: object
+    eval_fn: object
+    eval_every: int
+    metric: str
+    higher_is_better: bool = True
+    held_out: object = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def name(self):
+        return self.config["recipe"]
+
+    @property
+    def steps(self):
+        return self.config["steps"]
+
+    def trainer(self, **kwargs):
+        """A Trainer for this run (fresh data generator from the seed); ``kwargs`` override its options
+        (quiet, eval_every, checkpoint_path, checkpoint_every, ...)."""
+        options = {"rng": seeded(self.config["seed"], 1), "schedule": self.schedule, "clip": self.clip,
+                   "eval_fn": self.eval_fn, "eval_every": self.eval_every, "config": self.config, **kwargs}
+        return Trainer(self.model, self.optimizer, self.loss_fn, self.get_batch, **options)
+
+
+RECIPES = {}
+
+
+def register(name, description, defaults):
+    """Decorator: ``build(settings) -> Run`` becomes the recipe ``name``."""
+    def wrap(build):
+        RECIPES[name] = Recipe(name, description, {"seed": 0, **defaults}, build)
+        return build
+    return wrap
+
+
+def build_run(recipe, **settings):
+    """The Run of ``recipe`` with ``settings`` overriding its defaults (None means "the default")."""
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe: expected one of {', '.join(map(repr, RECIPES))}, received {recipe!r}")
+    defaults = RECIPES[recipe].defaults
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise ValueError(f"settings of {recipe!r}: expected keys among {sorted(defaults)}, received {unknown}")
+    merged = {**defaults, **{k: v for k, v in settings.items() if v is not None}}
+    for key, value in merged.items():
+        expected = type(defaults[key])
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            merged[key] = value = float(value)  # lr=1 means 1.0
+        if type(value) is not expected:
+            raise TypeError(f"setting {key!r}: expected {expected.__name__}, received {value!r}")
+    return RECIPES[recipe].build({"recipe": recipe, **merged})
+
+
+def seeded(seed, stream):
+    """The generator of one random stream of a run: 0 model (weights, dropout), 1 batches."""
+    return np.random.default_rng([int(seed), stream])
+
+
+def held_out_rng():
+    """A new generator for held-out data: the same draws every time, in every run."""
+    return np.random.default_rng(EVAL_SEED)
