@@ -8,6 +8,8 @@ import pytest
 
 from transformer_np.layers.feedforward import PositionwiseFeedForward
 
+from helpers import record_backward_calls
+
 B, T, D, D_FF = 3, 5, 7, 11
 
 _erf = np.vectorize(math.erf)
@@ -83,23 +85,9 @@ def test_eval_mode_switches_dropout_off():
     np.testing.assert_allclose(layer.eval().forward(x), expected, rtol=1e-14)
 
 
-def _record_backward_calls(layer, names):
-    """Wrap the backward of each named child so that calling it appends the child's name to a list."""
-    calls = []
-    for name in names:
-        child = getattr(layer, name)
-
-        def recorded(dy, name=name, backward=child.backward):
-            calls.append(name)
-            return backward(dy)
-
-        child.backward = recorded
-    return calls
-
-
 def test_backward_calls_the_children_in_reverse_order():
     layer = _ffn("gelu", dropout=0.1)
-    calls = _record_backward_calls(layer, ("w_1", "activation", "dropout", "w_2"))
+    calls = record_backward_calls(layer, ("w_1", "activation", "dropout", "w_2"))
     y = layer.forward(np.random.default_rng(5).standard_normal((B, T, D)))
     layer.backward(np.ones_like(y))
     assert calls == ["w_2", "dropout", "activation", "w_1"]

@@ -8,6 +8,8 @@ from transformer_np.layers.feedforward import PositionwiseFeedForward
 from transformer_np.layers.residual import Residual
 from transformer_np.module import Module
 
+from helpers import record_backward_calls
+
 B, T, S, D, D_FF = 3, 5, 6, 7, 11
 
 
@@ -137,26 +139,12 @@ def test_dropout_acts_on_the_sublayer_output_before_the_sum():
     np.testing.assert_allclose(layer.eval().forward(x), x + 3.0 * _layernorm(x, 1.0, 0.0), rtol=1e-12)
 
 
-def _record_backward_calls(layer, names):
-    """Wrap the backward of each named child so that calling it appends the child's name to a list."""
-    calls = []
-    for name in names:
-        child = getattr(layer, name)
-
-        def recorded(dy, name=name, backward=child.backward):
-            calls.append(name)
-            return backward(dy)
-
-        child.backward = recorded
-    return calls
-
-
 @pytest.mark.parametrize(
     "norm, order", [("post", ["norm", "dropout", "sublayer"]), ("pre", ["dropout", "sublayer", "norm"])]
 )
 def test_backward_calls_the_children_in_reverse_order(norm, order):
     layer = _residual(norm, dropout=0.1)
-    calls = _record_backward_calls(layer, ("norm", "dropout", "sublayer"))
+    calls = record_backward_calls(layer, ("norm", "dropout", "sublayer"))
     y = layer.forward(np.random.default_rng(8).standard_normal((B, T, D)))
     layer.backward(np.ones_like(y))
     assert calls == order
