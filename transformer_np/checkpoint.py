@@ -36,8 +36,7 @@ def model_generators(model):
     listed under each of their names (saving it twice costs a few bytes; restoring it twice
     sets the same state twice).
     """
-    return {f"{prefix}rng": m.rng for prefix, m in model.named_modules()
-            if isinstance(getattr(m, "rng", None), np.random.Generator)}
+    return {f"{prefix}rng": m.rng for prefix, m in model.named_random_modules()}
 
 
 def save_checkpoint(path, model, optimizer=None, step=0, rng=None, config=None, extra=None):

@@ -144,7 +144,7 @@ def check_module(module, *inputs, names=None, seed=0, eps=EPS, tol=TOLERANCE, **
     compare two different functions; with it, the check differentiates the one function, with
     one fixed mask, whose gradient backward computes.
     """
-    random = [m for m in module.modules() if isinstance(getattr(m, "rng", None), np.random.Generator)]
+    random = [m for _, m in module.named_random_modules()]
 
     def forward(*xs):
         for i, m in enumerate(random):

@@ -10,6 +10,8 @@ output matrix) receives the sum of both contributions with no special case; call
 ``zero_grad()`` before each new backward pass.
 """
 
+import numpy as np
+
 from .backend import backend_name, get_array_module, get_backend, to_backend, to_numpy
 
 
@@ -92,6 +94,13 @@ class Module:
 
     def modules(self):
         return [m for _, m in self.named_modules()]
+
+    def named_random_modules(self):
+        """(dotted prefix, module) for every module below (and including) this one that draws
+        random numbers, i.e. whose ``rng`` is a numpy Generator (Dropout, and layers holding one)."""
+        for prefix, module in self.named_modules():
+            if isinstance(getattr(module, "rng", None), np.random.Generator):
+                yield prefix, module
 
     def named_parameters(self):
         """(dotted name, Parameter) pairs in a stable order; a shared Parameter is listed once,
