@@ -89,6 +89,13 @@ def test_train_and_test_splits_never_share_a_source():
     assert 0.22 < fraction < 0.28  # one in HELD_OUT_EVERY = 4
 
 
+def test_every_single_symbol_is_in_the_training_split():
+    # held out, a length-1 source would pair a symbol with a length it never has in training
+    assert [split_of([v]) for v in range(10)] == ["train"] * 10
+    test, _ = copy_task(np.random.default_rng(5), 200, num_symbols=10, min_len=1, max_len=2, split="test")
+    assert {len(s) for s in test} == {2}
+
+
 def test_exclude_keeps_given_sources_out():
     rng = np.random.default_rng(4)
     held_out, _ = copy_task(rng, 30, num_symbols=3, min_len=3, max_len=3)

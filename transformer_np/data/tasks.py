@@ -13,7 +13,10 @@ taken on the answer only. Tokens are the content values 0 .. n-1, no special sym
 Held-out data. A sequence belongs to the "test" split when the CRC-32 of its content values
 is divisible by ``HELD_OUT_EVERY`` (4), otherwise to "train". The split of a sequence is thus
 fixed by the sequence alone, so ``split="train"`` and ``split="test"`` never share a source,
-whatever the seeds and sizes (the test set is about 1/4 of the possible sources). ``split=None``
+whatever the seeds and sizes (the test set is about 1/4 of the possible sources). The one
+exception: a single symbol is always "train". There are only ten of them, and a length-1 source
+held out would be a length that symbol never shows in training, a test of something the
+model was never given the chance to learn. ``split=None``
 uses every sequence. ``exclude`` (a set of tuples of source ids, see ``as_keys``) skips given
 sources, e.g. to keep a validation set out of the training data.
 
@@ -37,6 +40,8 @@ ADDITION_VOCAB_SIZE = NUM_SPECIAL + 11  # PAD, BOS, EOS, ten digits, "+"
 
 def split_of(values):
     """``"test"`` or ``"train"``: the held-out split that the content values ``values`` belong to."""
+    if len(values) < 2:
+        return "train"  # every single symbol is seen in training (module docstring)
     key = ",".join(str(int(v)) for v in values).encode()
     return "test" if zlib.crc32(key) % HELD_OUT_EVERY == 0 else "train"
 
