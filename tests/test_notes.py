@@ -4,36 +4,9 @@ Fails when code, tests or notebooks cite a label no note defines, when a label i
 twice, or when a backward equation in the notes has no gradient check that names it.
 """
 
-import re
-from pathlib import Path
-
 from transformer_np.checks import all_cases
 
-ROOT = Path(__file__).resolve().parents[1]
-TAG = re.compile(r"\\tag\{([a-z]+\.\d+)\}")
-HEADING = re.compile(r"^(#+)\s+(.*)")
-LABEL = r"[a-z]+\.\d+"
-# A citation is a parenthesised group made only of labels: "(ln.3)", "(ce.1-ce.4)", "(ffn.5, ffn.6)".
-CITATION = re.compile(rf"\(({LABEL}(?:\s*(?:-|–|,|and)\s*{LABEL})*)\)")
-
-
-def note_labels():
-    """{label: (file, is_backward)} for every \\tag in notes/*.md."""
-    labels = {}
-    for path in sorted((ROOT / "notes").glob("*.md")):
-        backward_level = None
-        for line in path.read_text().splitlines():
-            heading = HEADING.match(line)
-            if heading:
-                level = len(heading.group(1))
-                if "backward" in heading.group(2).lower():
-                    backward_level = level
-                elif backward_level is not None and level <= backward_level:
-                    backward_level = None
-            for label in TAG.findall(line):
-                assert label not in labels, f"{label} is defined in {labels[label][0]} and again in {path.name}"
-                labels[label] = (path.name, backward_level is not None)
-    return labels
+from notes_labels import CITATION, ROOT, citations, note_labels
 
 
 def cited_labels():
@@ -42,9 +15,8 @@ def cited_labels():
     sources += (ROOT / "notebooks").glob("*.ipynb")
     cited = {}
     for path in sources:
-        for group in CITATION.findall(path.read_text()):
-            for label in re.findall(LABEL, group):
-                cited.setdefault(label, path.relative_to(ROOT).as_posix())
+        for label in citations(path.read_text()):
+            cited.setdefault(label, path.relative_to(ROOT).as_posix())
     return cited
 
 

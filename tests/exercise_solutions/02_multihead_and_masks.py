@@ -1,0 +1,22 @@
+"""Reference answer to the exercise of notebooks/02_multihead_and_masks.ipynb (not shown there)."""
+
+import numpy as np  # noqa: F401  (the stub imports it too)
+
+from transformer_np.layers import MultiHeadAttention
+
+
+class MyMultiHeadAttention(MultiHeadAttention):
+    """Multi-head attention with a hand-written end of the backward pass."""
+
+    def backward(self, dout):
+        """Back through the three projections (mha.11), then sum the paths (mha.9) or share them out (mha.10)."""
+        is_cross = self._saved()[0]
+        dO = self._split_heads(self.w_o.backward(dout))
+        dQ, dK, dV = self.attention.backward(dO)
+        dQ, dK, dV = (self._merge_heads(g) for g in (dQ, dK, dV))
+        dx_q = self.w_q.backward(dQ)
+        dx_k = self.w_k.backward(dK)
+        dx_v = self.w_v.backward(dV)
+        if is_cross:
+            return dx_q, dx_k + dx_v
+        return dx_q + dx_k + dx_v

@@ -1,0 +1,169 @@
+"""The notebooks' exercises: the stub runs and says "not done yet", the reference answer passes
+its gradient check, and a wrong answer fails it (notebooks/ conventions, issue 5).
+
+For every notebook with a cell tagged "exercise", three programs are run, each in a fresh
+namespace and without the rest of the notebook (the two cells are self-contained):
+  1. the exercise cell (the student's stub) + the "exercise-check" cell;
+  2. tests/exercise_solutions/<notebook>.py in place of the stub + the check cell;
+  3. the same solution, made wrong, + the check cell.
+The check cell reports through the variable ``exercise_passed`` (True / False).
+
+Wrong answers: every notebook's solution is made wrong the same way (the ``backward`` it defines
+returns 1.01 times its gradients and adds 1.01 times its parameter gradients), and some are also
+given the classic bug of their topic (MUTATIONS: a term dropped, an offset ignored).
+"""
+
+import ast
+import contextlib
+import io
+
+import pytest
+
+from notes_labels import ROOT
+
+nbformat = pytest.importorskip("nbformat")
+
+SOLUTIONS = ROOT / "tests" / "exercise_solutions"
+WRONG = 1.01  # a 1% error in a gradient is ~1e-2 relative error, far above the 1e-7 bar
+# notebook stem -> (text in the solution, its wrong replacement): the classic bug of the topic.
+MUTATIONS = {
+    "00_setup_and_backend": [("self.bias.grad += dy_rows.sum(axis=0)", "pass")],
+    "01_softmax_and_attention": [("(dy - (dy * y).sum(axis=self.axis, keepdims=True))", "dy")],
+    "02_multihead_and_masks": [("dx_q + dx_k + dx_v", "dx_q + dx_k")],
+    "03_positional_encodings": [("[offset : offset + T]", "[:T]"), (".sum(axis=0)", "[0]")],
+    "04_layernorm_residual_ffn": [(" - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)", "")],
+    "05_embeddings_output_loss": [("keep[..., None] * ", ""), ("1.0 - eps + eps / V", "1.0 - eps")],
+    "06_encoder_decoder": [("dx = dz + dx_attn", "dx = dx_attn"),
+                           ("dmemory_k if dmemory is None else dmemory + dmemory_k", "dmemory_k")],
+}
+
+
+def tagged(path):
+    """{tag: [source of each cell with that tag]} for one notebook."""
+    by_tag = {}
+    for cell in nbformat.read(path, as_version=4).cells:
+        for tag in cell.get("metadata", {}).get("tags", []):
+            by_tag.setdefault(tag, []).append(cell.source)
+    return by_tag
+
+
+def exercise_cells(path):
+    """(stub source, check source): the notebook's cells tagged exercise and exercise-check."""
+    by_tag = tagged(path)
+    stubs, checks = by_tag.get("exercise", []), by_tag.get("exercise-check", [])
+    assert len(stubs) == 1 and len(checks) == 1, (
+        f"{path.name}: expected one 'exercise' and one 'exercise-check' cell, received {len(stubs)} and {len(checks)}"
+    )
+    return stubs[0], checks[0]
+
+
+NOTEBOOKS = [p for p in sorted((ROOT / "notebooks").glob("*.ipynb")) if "exercise" in tagged(p)]
+pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no notebook with an exercise yet")
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def exercise(request):
+    path = request.param
+    stub, check = exercise_cells(path)
+    solution = SOLUTIONS / f"{path.stem}.py"
+    assert solution.is_file(), f"{path.name}: expected its reference answer in {solution.relative_to(ROOT)}"
+    return path.stem, stub, check, solution.read_text()
+
+
+def run(*programs, prepare=None):
+    """Exec the sources in one fresh namespace (``prepare(ns)`` between the first and the rest);
+    returns (namespace, printed text)."""
+    ns = {"__name__": "__exercise__"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for i, source in enumerate(programs):
+            exec(compile(source, f"<cell {i}>", "exec"), ns)
+            if i == 0 and prepare is not None:
+                prepare(ns)
+    return ns, out.getvalue()
+
+
+def defined_names(source):
+    """Names of the classes and functions a cell defines at top level."""
+    return [n.name for n in ast.parse(source).body if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
+
+
+def _scaled(grads):
+    if grads is None:
+        return None
+    if isinstance(grads, tuple):
+        return tuple(_scaled(g) for g in grads)
+    return grads * WRONG
+
+
+def _wrong_method(backward):
+    def wrong_backward(self, *args, **kwargs):
+        before = [p.grad.copy() for p in self.parameters()]
+        grads = backward(self, *args, **kwargs)
+        for p, b in zip(self.parameters(), before):
+            p.grad[...] = b + WRONG * (p.grad - b)
+        return _scaled(grads)
+
+    return wrong_backward
+
+
+def _wrong_function(backward):
+    def wrong(*args, **kwargs):
+        return _scaled(backward(*args, **kwargs))
+
+    return wrong
+
+
+def make_wrong(names):
+    """A ``prepare`` that turns the solution's backward(s) among ``names`` into 1.01 x the right answer."""
+
+    def prepare(ns):
+        targets = 0
+        for name in names:
+            obj = ns[name]
+            if isinstance(obj, type) and "backward" in vars(obj):
+                obj.backward = _wrong_method(vars(obj)["backward"])
+                targets += 1
+            elif callable(obj) and not isinstance(obj, type) and "backward" in name:
+                ns[name] = _wrong_function(obj)
+                targets += 1
+        assert targets, f"expected a class defining backward or a *backward* function among {names}"
+
+    return prepare
+
+
+def test_the_stub_runs_and_says_not_done_yet(exercise):
+    stem, stub, check, _ = exercise
+    ns, printed = run(stub, check)
+    assert "not done yet" in printed.lower(), f"{stem}: the check cell should say 'not done yet', printed {printed!r}"
+    assert ns.get("exercise_passed") is False, f"{stem}: expected exercise_passed = False for the stub"
+
+
+def test_the_solution_passes_the_check(exercise):
+    stem, stub, check, solution = exercise
+    missing = sorted(set(defined_names(stub)) - set(defined_names(solution)))
+    assert not missing, f"{stem}: the solution must define the stub's names, missing {missing}"
+    ns, printed = run(solution, check)
+    assert ns.get("exercise_passed") is True, f"{stem}: the reference answer fails its check:\n{printed}"
+    assert "max rel err" in printed, f"{stem}: expected the gradient-check table, printed {printed!r}"
+
+
+def test_a_wrong_answer_fails_the_check(exercise):
+    stem, stub, check, solution = exercise
+    ns, printed = run(solution, check, prepare=make_wrong(defined_names(stub)))
+    assert ns.get("exercise_passed") is False, f"{stem}: a 1% wrong backward passed the check:\n{printed}"
+
+
+@pytest.mark.parametrize(
+    "stem, old, new",
+    [pytest.param(s, o, n, id=f"{s}-{i}") for s, pairs in MUTATIONS.items() for i, (o, n) in enumerate(pairs)],
+)
+def test_the_classic_bug_fails_the_check(stem, old, new):
+    path = ROOT / "notebooks" / f"{stem}.ipynb"
+    if not path.is_file():
+        pytest.skip(f"{path.name} not written yet")
+    _, check = exercise_cells(path)
+    solution = (SOLUTIONS / f"{stem}.py").read_text()
+    assert solution.count(old) == 1, f"{stem}: expected {old!r} once in the solution"
+    ns, printed = run(solution.replace(old, new), check)
+    assert ns.get("exercise_passed") is False, f"{stem}: the bug {old!r} -> {new!r} passed the check:\n{printed}"
