@@ -1,5 +1,6 @@
 """The notebooks' exercises: the stub runs and says "not done yet", the reference answer passes
-its gradient check, and a wrong answer fails it (notebooks/ conventions, issue 5).
+its check (a gradient check; for 09, a comparison with the library's decoding), and a wrong
+answer fails it (notebooks/ conventions, issue 5).
 
 For every notebook with a cell tagged "exercise", three programs are run, each in a fresh
 namespace and without the rest of the notebook (the two cells are self-contained):
@@ -9,7 +10,8 @@ namespace and without the rest of the notebook (the two cells are self-contained
 The check cell reports through the variable ``exercise_passed`` (True / False).
 
 Wrong answers: every notebook's solution is made wrong the same way (the ``backward`` it defines
-returns 1.01 times its gradients and adds 1.01 times its parameter gradients), and some are also
+returns 1.01 times its gradients and adds 1.01 times its parameter gradients; a plain function
+returns 1.01 times its result), and some are also
 given the classic bug of their topic (MUTATIONS: a term dropped, an offset ignored).
 """
 
@@ -35,6 +37,7 @@ MUTATIONS = {
     "05_embeddings_output_loss": [("keep[..., None] * ", ""), ("1.0 - eps + eps / V", "1.0 - eps")],
     "06_encoder_decoder": [("dx = dz + dx_attn", "dx = dx_attn"),
                            ("dmemory_k if dmemory is None else dmemory + dmemory_k", "dmemory_k")],
+    "09_decoding_kv_cache_and_beam_search": [("/ math.sqrt(mha.d_head)", ""), ("[K_past, k]", "[k, K_past]")],
 }
 
 
@@ -124,10 +127,10 @@ def make_wrong(names):
             if isinstance(obj, type) and "backward" in vars(obj):
                 obj.backward = _wrong_method(vars(obj)["backward"])
                 targets += 1
-            elif callable(obj) and not isinstance(obj, type) and "backward" in name:
+            elif callable(obj) and not isinstance(obj, type):  # a backward, or 09's forward step
                 ns[name] = _wrong_function(obj)
                 targets += 1
-        assert targets, f"expected a class defining backward or a *backward* function among {names}"
+        assert targets, f"expected a class defining backward or a function among {names}"
 
     return prepare
 
