@@ -5,6 +5,7 @@ from .attention import ScaledDotProductAttention
 from .dropout import Dropout
 from .embedding import Embedding
 from .feedforward import PositionwiseFeedForward
+from .kv_cache import CrossAttentionCache, KVCache, SelfAttentionCache
 from .linear import Linear
 from .masks import causal_mask, check_mask, combine_masks, padding_mask_from_ids, padding_mask_from_lengths
 from .multihead import MultiHeadAttention
@@ -33,4 +34,7 @@ __all__ = [
     "padding_mask_from_ids",
     "combine_masks",
     "check_mask",
+    "KVCache",
+    "SelfAttentionCache",
+    "CrossAttentionCache",
 ]

@@ -47,12 +47,23 @@ class DecoderLayer(Module):
         self._save_for_backward()  # only so that a backward without a forward names this layer
         return y
 
+    def forward_cached(self, x, tgt_mask, src_mask, self_cache, cross_cache):
+        """(tf.5) for new target positions only (inference): the self-attention reads and extends
+        ``self_cache`` (dec.3), the cross-attention reads ``cross_cache``, the memory's K, V (dec.4).
+
+        x: (B, T_new, D) -> (B, T_new, D); tgt_mask: the causal rows (1, 1, T_new, length + T_new)
+        or None; src_mask: (B, 1, 1, S) or None. Keeps nothing for backward.
+        """
+        a = self.self_attn.forward(x, mask=tgt_mask, cache=self_cache)
+        c = self.cross_attn.forward(a, mask=src_mask, cache=cross_cache)
+        return self.ffn.forward(c)
+
     def backward(self, dy):
         """The three blocks in reverse: FFN, cross-attention (which also gives dmemory, (res.9)
         with (mha.10)), self-attention.
 
         dy: (B, T, D) -> (dx (B, T, D), dmemory (B, S, D)): this layer's contribution to the
-        memory's gradient; the Decoder adds the contributions of all layers (tf.8).
+        memory's gradient; the Decoder adds the contributions of all layers (tf.10).
         """
         self._saved()
         dc = self.ffn.backward(dy)
@@ -65,7 +76,7 @@ class Decoder(Module):
     """A stack of ``n_layers`` DecoderLayers, ``layers.0`` first (tf.5), plus a final LayerNorm for pre-LN (tf.6).
 
     Every layer reads the SAME memory (the encoder's last output), so its gradient is the sum
-    of the layers' contributions (tf.8). The final LayerNorm ``norm`` exists for pre-LN only,
+    of the layers' contributions (tf.10). The final LayerNorm ``norm`` exists for pre-LN only,
     for the reason given in Encoder's docstring: here it normalises the hidden states the
     output layer turns into logits. None for post-LN.
     """
@@ -104,9 +115,22 @@ class Decoder(Module):
         self._save_for_backward()
         return g
 
+    def forward_cached(self, x, cache, tgt_mask=None):
+        """forward for new target positions only, every layer reading and extending its part of
+        ``cache`` (a KVCache holding cross-attention entries and the source mask) (dec.2)-(dec.4).
+
+        x: (B, T_new, D) -> y: (B, T_new, D); tgt_mask: the causal rows for the new positions,
+        broadcastable to (B, H, T_new, cache.length + T_new), or None. Inference only.
+        """
+        check_activations(x, self.d_model, self.layers[0].ffn.norm.weight.data)
+        g = x
+        for layer, self_cache, cross_cache in zip(self.layers, cache.self_attn, cache.cross_attn):
+            g = layer.forward_cached(g, tgt_mask, cache.src_mask, self_cache, cross_cache)
+        return g if self.norm is None else self.norm.forward(g)
+
     def backward(self, dy):
         """Reverse order: the final LayerNorm (pre-LN), then the layers from last to first, summing
-        dmemory = sum over layers of each layer's contribution (tf.8).
+        dmemory = sum over layers of each layer's contribution (tf.10).
 
         dy: (B, T, D) -> (dx (B, T, D), dmemory (B, S, D)).
         """
@@ -115,5 +139,5 @@ class Decoder(Module):
         dmemory = None
         for layer in reversed(self.layers):
             dg, dmemory_l = layer.backward(dg)
-            dmemory = dmemory_l if dmemory is None else dmemory + dmemory_l  # (tf.8)
+            dmemory = dmemory_l if dmemory is None else dmemory + dmemory_l  # (tf.10)
         return dg, dmemory

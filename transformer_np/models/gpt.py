@@ -5,8 +5,9 @@
                               Residual(pre-LN, feed-forward d -> 4d -> d)] (gpt.3, gpt.4)
                -> final LayerNorm -> logits = h W_E^T                    (gpt.5, gpt.6)
 
-Built only from layers/; the one loop is over layers. Incremental decoding (a KV cache) is
-not here: every forward processes whole sequences.
+Built only from layers/; the one loop is over layers. Incremental decoding (notes/decoding.md):
+``cache = gpt.new_cache(B)``, then ``gpt.forward_cached(idx_new, cache)`` feeds the prompt and
+then one token at a time, each layer reusing the keys and values of the earlier positions.
 """
 
 import math
@@ -15,6 +16,7 @@ from ..init import make_rng, normal
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
 from ..layers.feedforward import PositionwiseFeedForward
+from ..layers.kv_cache import KVCache
 from ..layers.masks import causal_mask, check_mask, combine_masks
 from ..layers.multihead import MultiHeadAttention
 from ..layers.norm import LayerNorm
@@ -53,6 +55,12 @@ class GPTBlock(Module):
         """
         a = self.attn.forward(x, mask=mask)
         self._save_for_backward()
+        return self.ffn.forward(a)
+
+    def forward_cached(self, x, mask, cache):
+        """(gpt.3), (gpt.4) for new positions only, the attention reading and extending ``cache``
+        (a SelfAttentionCache) (dec.3). x: (B, T_new, D) -> (B, T_new, D). Inference only."""
+        a = self.attn.forward(x, mask=mask, cache=cache)
         return self.ffn.forward(a)
 
     def backward(self, dy):
@@ -163,6 +171,46 @@ class GPT(Module):
         h = self.ln_f.forward(x)  # (gpt.5)
         self._save_for_backward()
         return self.head.forward(h)  # (gpt.6)
+
+    # -- incremental decoding (notes/decoding.md) ------------------------------------------------
+    def new_cache(self, batch_size):
+        """An empty KVCache for ``batch_size`` sequences: per block, K and V buffers
+        (B, H, block_size, Dh) in the parameters' dtype; at most block_size positions (dec.7)."""
+        attns = [block.attn.sublayer for block in self.blocks]
+        return KVCache([attn.self_cache(batch_size, self.block_size) for attn in attns])
+
+    def forward_cached(self, idx, cache, mask=None):
+        """Logits (B, T_new, V) of the tokens idx (B, T_new) at positions cache.length ..
+        cache.length + T_new - 1, reading and extending ``cache`` (dec.2, dec.3).
+
+        Equal to the last T_new rows of ``forward`` on the whole sequence so far (dec.1). Feed
+        a whole prompt at once, then one token at a time. mask: optional boolean key-padding
+        mask over every key so far, broadcastable to (B, H, T_new, cache.length + T_new) (e.g.
+        (B, 1, 1, length + T_new) for left-padded prompts), ANDed with the causal rows.
+        More than block_size positions in all is a ValueError naming both numbers.
+        Inference only: eval mode (dropout off); nothing is kept for backward.
+        """
+        if self.training:
+            raise RuntimeError("GPT.forward_cached: expected eval mode (call model.eval()), received training mode")
+        check_ndim(idx, 2, "idx", "(B, T_new)")
+        check_int_ids(idx, 0, self.vocab_size, "idx")
+        B, T_new = idx.shape
+        if not isinstance(cache, KVCache) or cache.n_layers != self.n_layers or cache.batch_size != B:
+            got = f"{cache.n_layers} layers, batch {cache.batch_size}" if isinstance(cache, KVCache) else type(cache).__name__
+            raise ValueError(f"cache: expected a KVCache of {self.n_layers} layers, batch {B}, received {got}")
+        start = cache.length
+        cache.check_room(T_new)
+        causal = self.causal[:, :, start : start + T_new, : start + T_new]  # rows of (gpt.3)'s mask
+        if mask is not None:
+            check_mask(mask, B, self.n_heads, T_new, start + T_new)
+            causal = combine_masks(mask, causal)
+        self._cache = None  # nothing here for backward
+        x = self.token_embedding.forward(idx)  # (gpt.1)
+        x = self.position_embedding.forward(x, offset=start)  # (gpt.1), positions start ..
+        x = self.dropout.forward(x)  # (gpt.2): the identity in eval mode
+        for block, layer_cache in zip(self.blocks, cache.self_attn):
+            x = block.forward_cached(x, causal, layer_cache)  # (gpt.3), (gpt.4)
+        return self.head.forward(self.ln_f.forward(x))  # (gpt.5), (gpt.6)
 
     def backward(self, dlogits):
         """The forward pass in reverse (gpt.7)-(gpt.13); returns None (token ids have no gradient).

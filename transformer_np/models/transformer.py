@@ -9,12 +9,13 @@ from ..backend import backend_name, get_array_module, to_backend
 from ..init import make_rng
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
+from ..layers.kv_cache import KVCache
 from ..layers.linear import Linear
 from ..layers.masks import causal_mask, check_mask, combine_masks
 from ..layers.positional import SinusoidalPositionalEncoding
 from ..layers.tied import TiedOutput
 from ..module import Module
-from ..validate import check_int, check_int_ids, check_ndim
+from ..validate import check_activations, check_int, check_int_ids, check_ndim
 from .decoder import Decoder
 from .encoder import Encoder
 
@@ -50,7 +51,9 @@ class Transformer(Module):
 
     ``config`` is a JSON-able dict of the constructor arguments (for checkpoints);
     ``Transformer.from_config(config)`` rebuilds the same architecture.
-    Incremental decoding with a key/value cache is not part of this class.
+    Incremental decoding (notes/decoding.md): ``cache = model.new_cache(memory, src_mask)``
+    computes every decoder layer's cross-attention K, V once; ``model.decode_cached(tgt_new,
+    cache)`` then feeds one target token (or several) at a time.
     """
 
     def __init__(
@@ -179,6 +182,49 @@ class Transformer(Module):
         dx = self.encoder.backward(dmemory)  # (tf.11)
         self.src_embed.backward(self.src_pos.backward(self.src_dropout.backward(dx)))  # (tf.12)
         return None
+
+    # -- incremental decoding (notes/decoding.md) ------------------------------------------------
+    def new_cache(self, memory, src_mask=None, capacity=None):
+        """A KVCache for decoding against ``memory`` (B, S, D), the output of ``encode``.
+
+        Computes each decoder layer's cross-attention K, V (B, H, S, Dh) once (dec.4) and keeps
+        ``src_mask`` (B, 1, 1, S) (or None) for every step. The self-attention buffers start with
+        ``capacity`` positions (default min(max_len, 64)) and double when full, up to max_len.
+        """
+        check_activations(memory, self.d_model, self.tgt_embed.weight.data, "memory")
+        B, S, _ = memory.shape
+        check_mask(src_mask, B, self.n_heads, 1, S, "src_mask")
+        capacity = min(self.max_len, 64) if capacity is None else capacity
+        attns = [(layer.self_attn.sublayer, layer.cross_attn.sublayer) for layer in self.decoder.layers]
+        return KVCache(
+            [self_attn.self_cache(B, self.max_len, capacity) for self_attn, _ in attns],
+            [cross_attn.cross_cache(memory) for _, cross_attn in attns],
+            self._on_params_backend(src_mask),
+        )
+
+    def decode_cached(self, tgt_new, cache):
+        """Logits (B, T_new, tgt_vocab) of target tokens tgt_new (B, T_new) at positions
+        cache.length .. cache.length + T_new - 1, reading and extending ``cache`` (dec.2)-(dec.4).
+
+        Equal to the last T_new rows of ``decode`` on the whole target so far (dec.1). The causal
+        rows of the mask are built here; target padding needs no mask (a padded target position
+        only ever sees earlier positions, and its own output is ignored). More than max_len
+        positions is a ValueError naming both numbers. Inference only: eval mode, no backward.
+        """
+        if self.training:
+            raise RuntimeError("Transformer.decode_cached: expected eval mode (call model.eval()), received training mode")
+        self._cache = None  # nothing here for backward
+        B, T_new = self._check_ids(tgt_new, self.tgt_embed.vocab_size, "tgt_new")
+        if not isinstance(cache, KVCache) or cache.cross_attn is None or cache.batch_size != B:
+            got = f"batch {cache.batch_size}" if isinstance(cache, KVCache) else type(cache).__name__
+            raise ValueError(f"cache: expected a KVCache from new_cache(memory, src_mask) of batch {B}, received {got}")
+        start = cache.length
+        cache.check_room(T_new)
+        xp = get_array_module(self.tgt_embed.weight.data)
+        rows = xp.arange(start, start + T_new)[:, None] >= xp.arange(start + T_new)[None, :]
+        y = self.tgt_dropout.forward(self.tgt_pos.forward(self.tgt_embed.forward(tgt_new), offset=start))  # (tf.2)
+        g = self.decoder.forward_cached(y, cache, rows[None, None])  # (tf.5), (tf.6): causal rows
+        return self.output.forward(g)  # (tf.7)
 
     def _on_params_backend(self, mask):
         """``mask`` moved to the backend of the parameters (masks come from the CPU data pipeline)."""
