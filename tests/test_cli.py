@@ -1,10 +1,15 @@
-"""The command line: train (with checkpoints and an exact --resume) and a short demo."""
+"""The command line: train (with checkpoints and an exact --resume), a short demo, and sample and
+translate reading the checkpoints that train writes."""
 
+import json
 import re
 
+import numpy as np
 import pytest
 
 from transformer_np.__main__ import main
+from transformer_np.checkpoint import load_config
+from transformer_np.data import CharTokenizer, load_shakespeare
 
 TINY = ["--steps", "12", "--batch-size", "8", "--seed", "3", "--quiet", "--eval-every", "100"]
 
@@ -56,3 +61,112 @@ def test_demo_reports_accuracy_examples_and_saves_a_heatmap(tmp_path, capsys):
     if "matplotlib is not installed" in out:
         pytest.skip("matplotlib is not installed: the heatmap PNG was not checked")
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# -- sample and translate: decoding the checkpoints that train writes ------------------------------
+
+
+@pytest.fixture(scope="module")
+def reverse_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("reverse") / "reverse.npz"
+    assert main(["train", "--task", "reverse", *TINY, "--checkpoint", str(path)]) == 0
+    return path
+
+
+def test_translate_prints_each_source_its_output_and_score(reverse_checkpoint, capsys):
+    capsys.readouterr()
+    args = ["translate", "--checkpoint", str(reverse_checkpoint), "--input", "3 1 4 1 5", "--input", "2 7"]
+    assert main(args + ["--beam-size", "3", "--length-penalty", "0.6"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("3 1 4 1 5 -> ") and lines[1].startswith("2 7 -> ")
+    for line in lines:
+        match = re.fullmatch(r"[\d ]+ -> ((?:\d( \d)*)?)   \(score (-\d+\.\d{4})\)", line)
+        assert match, line
+        assert float(match.group(3)) <= 0.0  # a log-probability over a positive length penalty
+    assert main(args + ["--beam-size", "3"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines  # deterministic
+    assert main(args + ["--beam-size", "3", "--no-cache"]) == 0
+    assert capsys.readouterr().out.splitlines() == lines  # the cache changes nothing
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--input", "3 x"], (r"translate: --input: expected symbols in 0 \.\. 9 separated by spaces, e\.g\. "
+                          r"\"3 1 4 1 5\", received '3 x'")),
+    (["--input", "1 2", "--beam-size", "0"], r"translate: beam_size: expected an integer >= 1, received 0"),
+    (["--input", "1 2", "--length-penalty", "-1"], (r"translate: alpha \(the length penalty\): expected a finite "
+                                                    r"number >= 0, received -1\.0")),
+])
+def test_translate_refuses_bad_input_and_settings(reverse_checkpoint, capsys, extra, message):
+    assert main(["translate", "--checkpoint", str(reverse_checkpoint), *extra]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_sample_and_translate_refuse_the_other_family(reverse_checkpoint, capsys):
+    assert main(["sample", "--checkpoint", str(reverse_checkpoint), "--prompt", "1 2"]) == 2
+    assert "sample: expected the checkpoint of a decoder-only recipe (sort-gpt, shakespeare), received one of " \
+           "'reverse': use translate" in capsys.readouterr().err
+
+
+def train_tiny(path, recipe, steps, **defaults):
+    """Run the train command on ``recipe`` with some of its defaults replaced (settings the command
+    line does not expose, e.g. the model's size), then put the defaults back."""
+    from transformer_np.recipes import RECIPES
+
+    saved = dict(RECIPES[recipe].defaults)
+    RECIPES[recipe].defaults.update(defaults)
+    try:
+        assert main(["train", "--task", recipe, "--steps", str(steps), "--batch-size", "4", "--quiet",
+                     "--checkpoint", str(path)]) == 0
+    finally:
+        RECIPES[recipe].defaults.clear()
+        RECIPES[recipe].defaults.update(saved)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shakespeare_checkpoint(tmp_path_factory):
+    """A one-layer character model (block size 16) trained for 3 steps."""
+    return train_tiny(tmp_path_factory.mktemp("shakespeare") / "shakespeare.npz", "shakespeare", 3,
+                      n_layers=1, n_heads=2, d_model=16, block_size=16, warmup=1, eval_iters=1)
+
+
+def test_train_saves_the_tokenizer_and_sample_is_repeatable(shakespeare_checkpoint, capsys):
+    with np.load(shakespeare_checkpoint, allow_pickle=False) as archive:
+        saved = CharTokenizer.from_dict(json.loads(str(archive["extra/tokenizer"])))
+    assert saved.chars == sorted(set(load_shakespeare()))
+    assert load_config(shakespeare_checkpoint)["block_size"] == 16
+    capsys.readouterr()
+    args = ["sample", "--checkpoint", str(shakespeare_checkpoint), "--prompt", "ROMEO:", "--max-new-tokens", "40"]
+    assert main(args + ["--seed", "1", "--top-k", "5", "--temperature", "0.9"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("ROMEO:") and len(first) == len("ROMEO:") + 40 + 1  # 40 characters and a newline
+    assert set(first[:-1]) <= set(saved.chars)
+    assert main(args + ["--seed", "1", "--top-k", "5", "--temperature", "0.9"]) == 0
+    assert capsys.readouterr().out == first  # the same seed, the same text (past block_size 16: cropped)
+    assert main(args + ["--seed", "1", "--top-k", "5", "--temperature", "0.9", "--no-cache"]) == 0
+    assert capsys.readouterr().out == first  # the cache changes nothing
+    assert main(args + ["--seed", "2", "--top-k", "5", "--temperature", "0.9"]) == 0
+    assert capsys.readouterr().out != first
+
+
+def test_sample_continues_digits_for_sort_gpt(tmp_path, capsys):
+    path = train_tiny(tmp_path / "sort.npz", "sort-gpt", 2, n_layers=1, eval_size=10)
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(path), "--prompt", "2 0 1 1 0 2", "--temperature", "0"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"2 0 1 1 0 2 -> [012]( [012]){5}\n", out), out  # the answer's length: 6 digits
+    assert main(["sample", "--checkpoint", str(path)]) == 2
+    assert "sample: sort-gpt reads digits: expected --prompt" in capsys.readouterr().err
+def test_sample_refuses_bad_settings_and_prompts(shakespeare_checkpoint, capsys):
+    base = ["sample", "--checkpoint", str(shakespeare_checkpoint)]
+    for extra, message in [
+        (["--top-k", "0"], "sample: top_k: expected an integer >= 1, received 0"),
+        (["--top-p", "1.5"], "sample: top_p: expected a probability in (0, 1], received 1.5"),
+        (["--temperature", "-1"], "sample: temperature: expected a finite number >= 0 (0 = greedy), received -1.0"),
+        (["--prompt", ""], "sample: prompt_ids: expected a non-empty prompt (at least one token), received shape (0,)"),
+        (["--prompt", "x" * 17], ("sample: prompt_ids: expected at most block_size=16 tokens (the model's "
+                                  "context), received 17")),
+        (["--prompt", "ROMEO\u00e9"], "sample: --prompt: unknown character"),
+    ]:
+        assert main(base + extra) == 2
+        assert message in capsys.readouterr().err, extra

@@ -190,13 +190,15 @@ def test_token_labels():
     assert viz.token_labels(np.array([[0, 1]]), names={0: "a", 1: "b"}) == ["a", "b"]
 
 
-def test_make_all_figures_quick_writes_every_png(tmp_path):
-    from transformer_np.figures import make_all_figures
+def test_plot_all_writes_every_png(tmp_path, capsys):
+    # the command line's `plot --all`, through make_all_figures with a few training steps
+    from transformer_np.__main__ import main
 
-    paths = make_all_figures(tmp_path / "figs", quick=True)
+    assert main(["plot", "--all", "--quick", "--out", str(tmp_path / "figs")]) == 0
+    paths = capsys.readouterr().out.split()
     names = sorted(p.rsplit("/", 1)[-1] for p in paths)
     assert names == sorted(["demo_attention.png", "attention_encoder_self.png", "attention_decoder_self.png",
                             "attention_cross.png", "positional_encoding.png", "lr_schedule.png",
                             "lr_warmup_cosine.png", "label_smoothing.png", "loss_curve.png"])
-    for p in paths:
-        assert (tmp_path / "figs" / p.rsplit("/", 1)[-1]).stat().st_size > 1000
+    for name in names:
+        assert (tmp_path / "figs" / name).stat().st_size > 1000

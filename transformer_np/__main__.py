@@ -1,8 +1,11 @@
-"""Command line: python -m transformer_np {demo, train, gradcheck}.
+"""Command line: python -m transformer_np {demo, train, sample, translate, plot, gradcheck}.
 
     demo        train a small encoder-decoder to reverse sequences (a minute or two on a CPU),
                 report held-out accuracy, show decoded examples, save an attention heatmap
     train       train a named recipe (transformer_np/recipes), with checkpoints and --resume
+    sample      continue a prompt with a trained GPT checkpoint (temperature, top-k, top-p)
+    translate   decode toy-task sources with a trained encoder-decoder checkpoint (beam search)
+    plot        regenerate every PNG of figures/ (plot --all [--out figures])
     gradcheck   check every backward pass against finite differences
 """
 
@@ -13,7 +16,7 @@ import time
 from .checks import WHOLE_MODEL_TOLERANCE
 from .gradcheck import TOLERANCE
 
-DEMO_STEPS = 800
+from .figures import DEMO_STEPS  # figures.py imports nothing heavy at the top
 
 
 def gradcheck(args, cases=None):
@@ -119,42 +122,35 @@ def show(ids):
 
 
 def plot_cross_attention(model, src, pred, path):
-    """Save an imshow of the sharpest cross-attention head of the last decoder layer for one example."""
-    import numpy as np
-
+    """Save the demo's heatmap (figures.plot_demo_attention) for one source and its greedy output."""
     try:
-        from matplotlib.figure import Figure
+        import matplotlib  # noqa: F401
     except ImportError:
         print("matplotlib is not installed: no heatmap (pip install -e '.[plots]')")
         return None
-    from pathlib import Path
+    from .figures import plot_demo_attention
 
-    from .layers.masks import causal_mask
-
-    n_out = next((i + 1 for i, v in enumerate(pred[0].tolist()) if v == 2), pred.shape[1])
-    tgt_in = np.concatenate([[[1]], pred[:, : n_out - 1]], axis=1)  # BOS, then the outputs read back
-    model.eval()
-    model.forward(src, tgt_in, (src != 0)[:, None, None, :], causal_mask(tgt_in.shape[1]))
-    weights = model.decoder.layers[-1].cross_attn.sublayer.attn_weights[0]  # (H, T, S)
-    head = int(weights.max(axis=-1).mean(axis=-1).argmax())  # the head whose rows are most peaked
-    labels = lambda ids: [{0: "pad", 1: "BOS", 2: "EOS"}.get(i, str(i - 3)) for i in ids]
-    fig = Figure(figsize=(5, 4.5))
-    ax = fig.subplots()
-    image = ax.imshow(weights[head], cmap="viridis", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(src.shape[1]), labels(src[0].tolist()))
-    ax.set_yticks(range(tgt_in.shape[1]), labels(tgt_in[0].tolist()))
-    ax.set_xlabel("source (keys)")
-    ax.set_ylabel("decoder input (queries)")
-    ax.set_title(f"cross-attention, last decoder layer, head {head}")
-    fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    plot_demo_attention(model, src, pred, path)
     print(f"attention heatmap: {path}")
     return path
 
 
+def plot(args):
+    """Regenerate every PNG of the README (trains the demo model first, about as long as the demo)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("matplotlib is not installed: no figures (pip install -e '.[plots]')", file=sys.stderr)
+        return 2
+    from .figures import make_all_figures
+
+    for path in make_all_figures(args.out, quick=args.quick):
+        print(path)
+    return 0
+
+
 def build_parser():
+    from .inference import add_commands
     from .recipes import RECIPES
 
     parser = argparse.ArgumentParser(prog="python -m transformer_np", description=__doc__,
@@ -189,6 +185,14 @@ def build_parser():
     fit.add_argument("--eval-every", type=int, metavar="N")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(run=train)
+
+    add_commands(commands)  # sample and translate: transformer_np/inference.py
+
+    draw = commands.add_parser("plot", help="regenerate every figure of the README")
+    draw.add_argument("--all", action="store_true", required=True, help="every figure (the only choice for now)")
+    draw.add_argument("--out", default="figures", help="the folder the PNGs go to")
+    draw.add_argument("--quick", action="store_true", help="a few training steps only (tests)")
+    draw.set_defaults(run=plot)
     return parser
 
 

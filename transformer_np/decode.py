@@ -1,12 +1,24 @@
-"""Greedy decoding, without a cache, and the accuracy of what it produces.
+"""Greedy decoding, the next-token logits it is built on (with or without the KV cache), and
+the accuracy of what it produces.
 
     ids = greedy_decode(model, src, src_mask, max_len=12, bos=BOS, eos=EOS)   encoder-decoder
     ids = greedy_continue(gpt, prompt, num_new=6)                              decoder-only
 
-Greedy decoding feeds the model its own most likely token, one position at a time. Nothing is
-cached: at output position t the decoder reruns on all t tokens written so far, which costs
-O(L^2) decoder positions for L outputs instead of O(L). That is plain to read and fast enough
-for the toy tasks; generate.py adds the key/value cache, sampling and beam search.
+Greedy decoding feeds the model its own most likely token, one position at a time. Both
+model families reach the model through a *stepper*, which answers one question: "given every
+row's tokens so far, what are the logits of the next token?"
+
+    step = Seq2SeqStepper(model, src, src_mask)      encodes the sources once
+    step = GPTStepper(gpt, batch_size)
+    logits = step(tokens)                            tokens (N, t): all so far -> (N, V)
+    step.select(rows)                                keep, reorder or repeat rows (beam search)
+
+With the key/value cache (``use_cache=True``, the default when the model has ``new_cache``)
+the stepper sends only the tokens the cache has not seen yet, one per step: O(L) decoder
+positions for L outputs. Without it (``use_cache=False``) the decoder reruns on the whole
+prefix at every step, O(L^2) positions: slow, but the plain definition, which the tests use as
+the reference the cache must reproduce. generate.py (sampling) and beam.py (beam search) use
+the same steppers.
 
 The loop over output positions is inherent (token t+1 depends on token t); everything inside
 it is vectorised over the batch. The model is put in eval mode (no dropout) while decoding and
@@ -32,14 +44,84 @@ def eval_mode(model):
         model.train(was_training)
 
 
-def greedy_decode(model, src, src_mask, max_len, bos, eos=None, pad=PAD):
+def _wants_cache(model, use_cache):
+    return hasattr(model, "new_cache") if use_cache is None else bool(use_cache)
+
+
+class Seq2SeqStepper:
+    """Next-token logits of an encoder-decoder for a batch of growing target prefixes.
+
+    The encoder runs once, here: ``memory = model.encode(src, src_mask)``. With the cache,
+    the cross-attention keys and values of ``memory`` are computed once too
+    (``model.new_cache``) and every call feeds the decoder only the new tokens; without it,
+    every call reruns ``model.decode`` on the whole prefix under a causal mask.
+    """
+
+    def __init__(self, model, src, src_mask, use_cache=None):
+        self.model, self.src_mask = model, src_mask
+        self.memory = model.encode(src, src_mask)  # (B, S, D)
+        self.cache = model.new_cache(self.memory, src_mask) if _wants_cache(model, use_cache) else None
+        self.fed = 0  # target positions the cache holds
+
+    def __call__(self, tokens):
+        """tokens (N, t): every row's target prefix, BOS first -> logits (N, V) of position t + 1."""
+        if self.cache is None:
+            t = tokens.shape[1]
+            logits = self.model.decode(tokens, self.memory, self.src_mask, causal_mask(t, get_array_module(tokens)))
+        else:
+            logits = self.model.decode_cached(tokens[:, self.fed:], self.cache)
+            self.fed = tokens.shape[1]
+        return logits[:, -1]
+
+    def select(self, rows):
+        """Keep the rows ``rows`` (1-D integer array, any length N'), in that order: the sources
+        (or the cache built from them) follow the prefixes they belong to."""
+        if self.cache is not None:
+            self.cache.select(rows)
+        else:
+            self.memory = self.memory[rows]
+            self.src_mask = None if self.src_mask is None else self.src_mask[rows]
+
+
+class GPTStepper:
+    """Next-token logits of a decoder-only model for a batch of growing sequences.
+
+    A GPT sees at most ``block_size`` tokens. While the sequence fits, the cache grows by the
+    new tokens at each call. When it is full and a token must be added, the context is cropped
+    to the last ``block_size`` tokens and the cache restarts from that window: the window is
+    recomputed, because with learned absolute positions every token's position in the window
+    changes when it slides, and with it every cached key and value. So from then on each new
+    token costs one forward pass over ``block_size`` tokens, exactly what ``model.forward`` on
+    the cropped context costs and gives (which is the uncached path).
+    """
+
+    def __init__(self, model, batch_size, use_cache=None):
+        self.model, self.batch_size = model, batch_size
+        self.use_cache = _wants_cache(model, use_cache)
+        self.cache, self.start = None, 0  # the cache holds tokens[:, start : start + cache.length]
+        self.restarts = 0  # how many times the window was cropped and recomputed
+
+    def __call__(self, tokens):
+        """tokens (B, T): every row's sequence so far -> logits (B, V) of the token after it."""
+        block, T = self.model.block_size, tokens.shape[1]
+        if not self.use_cache:
+            return self.model.forward(tokens[:, -block:])[:, -1]
+        if self.cache is None or T - self.start > self.cache.max_len:  # first call, or no room left
+            self.restarts += self.cache is not None
+            self.cache, self.start = self.model.new_cache(self.batch_size), max(0, T - block)
+        new = tokens[:, self.start + self.cache.length:]
+        return self.model.forward_cached(new, self.cache)[:, -1]
+
+
+def greedy_decode(model, src, src_mask, max_len, bos, eos=None, pad=PAD, use_cache=None):
     """(B, max_len) ids: the encoder-decoder's greedy output for each source, without BOS.
 
-    src: (B, S) ids; src_mask: (B, 1, 1, S) boolean (True = real token). The encoder runs once;
-    the decoder starts from ``bos`` and appends argmax of the last position's logits
-    ``max_len`` times. A sequence that has produced ``eos`` is finished: its later positions are
-    ``pad``, and the loop stops early once every sequence is finished (the rest is ``pad``).
-    ``eos=None`` (the Annotated Transformer's copy task) decodes exactly ``max_len`` tokens.
+    src: (B, S) ids; src_mask: (B, 1, 1, S) boolean (True = real token). The decoder starts
+    from ``bos`` and appends argmax of the next-token logits ``max_len`` times. A sequence that
+    has produced ``eos`` is finished: its later positions are ``pad``, and the loop stops early
+    once every sequence is finished (the rest is ``pad``). ``eos=None`` (the Annotated
+    Transformer's copy task) decodes exactly ``max_len`` tokens. ``use_cache``: see the module
+    docstring (None: the cache when the model has one); both give the same tokens.
     """
     check_ndim(src, 2, "src", "(B, S)")
     max_len = check_int(max_len, "max_len")
@@ -49,10 +131,9 @@ def greedy_decode(model, src, src_mask, max_len, bos, eos=None, pad=PAD):
     out[:, 0] = bos
     done = xp.zeros(B, dtype=bool)
     with eval_mode(model):
-        memory = model.encode(src, src_mask)
+        step = Seq2SeqStepper(model, src, src_mask, use_cache)
         for t in range(1, max_len + 1):
-            logits = model.decode(out[:, :t], memory, src_mask, causal_mask(t, xp=xp))  # (B, t, V)
-            next_ids = logits[:, -1].argmax(axis=-1).astype(src.dtype)
+            next_ids = step(out[:, :t]).argmax(axis=-1).astype(src.dtype)
             out[:, t] = xp.where(done, pad, next_ids)
             if eos is not None:
                 done |= next_ids == eos
@@ -61,17 +142,19 @@ def greedy_decode(model, src, src_mask, max_len, bos, eos=None, pad=PAD):
     return out[:, 1:]
 
 
-def greedy_continue(model, idx, num_new):
+def greedy_continue(model, idx, num_new, use_cache=None):
     """(B, T0 + num_new) ids: a decoder-only model's prompt ``idx`` (B, T0) and its greedy continuation.
 
-    Every new token is the argmax of the logits at the last position of ``model.forward`` on
-    everything so far (the whole sequence must fit in the model's block size).
+    Every new token is the argmax of the next-token logits of everything so far (cropped to
+    the last ``block_size`` tokens once the sequence is longer: see ``GPTStepper``).
+    ``generate(model, idx, num_new, temperature=0)`` in generate.py gives the same tokens.
     """
     check_ndim(idx, 2, "idx", "(B, T0)")
     xp = get_array_module(idx)
     with eval_mode(model):
-        for _ in range(check_int(num_new, "num_new")):
-            next_ids = model.forward(idx)[:, -1].argmax(axis=-1).astype(idx.dtype)
+        step = GPTStepper(model, idx.shape[0], use_cache)
+        for _ in range(check_int(num_new, "num_new", low=0)):
+            next_ids = step(idx).argmax(axis=-1).astype(idx.dtype)
             idx = xp.concatenate([idx, next_ids[:, None]], axis=1)
     return idx
 

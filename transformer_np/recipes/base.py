@@ -12,6 +12,7 @@ rebuilds the same run to resume it. Seeds: the model's weights and dropout draw 
 data comes from ``EVAL_SEED`` and the task's test split, the same for every seed.
 """
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,9 +65,13 @@ class Run:
 
     def trainer(self, **kwargs):
         """A Trainer for this run (fresh data generator from the seed); ``kwargs`` override its options
-        (quiet, eval_every, checkpoint_path, checkpoint_every, ...)."""
+        (quiet, eval_every, checkpoint_path, checkpoint_every, ...). A run with a tokenizer saves it
+        in its checkpoints (as JSON), so that ``sample`` needs no corpus."""
+        tokenizer = self.extras.get("tokenizer")
+        extra = None if tokenizer is None else {"tokenizer": json.dumps(tokenizer.to_dict())}
         options = {"rng": seeded(self.config["seed"], 1), "schedule": self.schedule, "clip": self.clip,
-                   "eval_fn": self.eval_fn, "eval_every": self.eval_every, "config": self.config, **kwargs}
+                   "eval_fn": self.eval_fn, "eval_every": self.eval_every, "config": self.config,
+                   "extra": extra, **kwargs}
         return Trainer(self.model, self.optimizer, self.loss_fn, self.get_batch, **options)
 
 

@@ -48,6 +48,8 @@ class Trainer:
                       to keep one file per checkpoint instead of overwriting one
     checkpoint_every  save every N steps (and always at the end of ``fit`` when a path is set)
     config            JSON-able description of the run, saved in checkpoints and checked on load
+    extra             {key: array or str} saved in every checkpoint as ``extra/<key>`` beside the
+                      history, e.g. the tokenizer as JSON, so that sampling needs no corpus
     quiet             no progress bar (tests, scripts)
 
     ``history`` is a dict of lists, one entry per step for "step", "loss", "lr", "grad_norm",
@@ -56,7 +58,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, loss_fn, get_batch, *, rng, schedule=None, clip=None,
                  eval_fn=None, eval_every=None, checkpoint_path=None, checkpoint_every=None,
-                 config=None, quiet=False):
+                 config=None, extra=None, quiet=False):
         if clip is not None and not clip > 0:
             raise ValueError(f"clip: expected a positive max norm or None, received {clip!r}")
         if checkpoint_every is not None and checkpoint_path is None:
@@ -69,6 +71,7 @@ class Trainer:
         self.checkpoint_path = None if checkpoint_path is None else str(checkpoint_path)
         self.checkpoint_every = None if checkpoint_every is None else check_int(checkpoint_every, "checkpoint_every")
         self.config = None if config is None else json.loads(json.dumps(config))  # as it reads back
+        self.extra = dict(extra or {})
         self.quiet = quiet
         self.step = 0
         self.history = {key: [] for key in HISTORY_KEYS + ("val_step",)}
@@ -150,13 +153,15 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def save(self, path=None):
-        """Write a checkpoint (model, its generators, optimizer, step, rng, config, history); returns the path."""
+        """Write a checkpoint (model, its generators, optimizer, step, rng, config, history, ``extra``);
+        returns the path."""
         if path is None:
             if self.checkpoint_path is None:
                 raise ValueError("save: expected a path (or a checkpoint_path given to the Trainer), received none")
             path = self.checkpoint_path.format(step=self.step)
         history = {f"history/{key}": np.asarray(values) for key, values in self.history.items()}
-        save_checkpoint(path, self.model, self.optimizer, self.step, self.rng, self.config, extra=history)
+        save_checkpoint(path, self.model, self.optimizer, self.step, self.rng, self.config,
+                        extra={**self.extra, **history})
         self.saved_paths.append(str(path))
         self._saved_step = self.step
         return str(path)
