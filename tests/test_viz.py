@@ -132,6 +132,10 @@ def test_plot_loss_curves_from_a_trainer_history(tmp_path):
     assert [line.get_label() for line in metric_ax.get_lines()] == ["exact match"]
     no_val = viz.plot_loss_curves({"step": [1, 2], "loss": [1.0, 0.5]})
     assert len(no_val.axes) == 1
+    # a language model's evaluation loss on the training split is a loss, not a held-out metric
+    lm = viz.plot_loss_curves({"step": [1, 2], "loss": [1.0, 0.5], "val_step": [2], "val_loss": [0.7],
+                               "val_train_loss": [0.6]})
+    assert len(lm.axes) == 1 and lm.axes[0].get_lines()[-1].get_ydata().tolist() == [0.6]
     with pytest.raises(ValueError, match="history: expected a Trainer's history with a non-empty 'loss' list"):
         viz.plot_loss_curves({"loss": []})
 

@@ -159,7 +159,10 @@ def plot_loss_curves(history, path=None, title=None, window=20):
                          f"received {type(history).__name__} with keys {sorted(history) if isinstance(history, dict) else None}")
     steps = np.asarray(history.get("step") or np.arange(1, len(history["loss"]) + 1))
     val_steps = np.asarray(history.get("val_step", []))
-    metrics = sorted(k for k in history if k.startswith("val_") and k not in ("val_step", "val_loss") and history[k])
+    # "val_train_loss" (a language model's loss on evaluation batches of the training split) is
+    # a loss, drawn beside the held-out loss; the other "val_" keys are held-out metrics
+    losses = ("val_step", "val_loss", "val_train_loss")
+    metrics = sorted(k for k in history if k.startswith("val_") and k not in losses and history[k])
     fig = new_figure((11, 4) if metrics else (6.5, 4))
     axes = fig.subplots(1, 2 if metrics else 1, squeeze=False)[0]
     ax = axes[0]
@@ -167,6 +170,8 @@ def plot_loss_curves(history, path=None, title=None, window=20):
     ax.plot(steps, moving_average(history["loss"], window), label=f"training loss ({window}-step mean)")
     if history.get("val_loss"):
         ax.plot(val_steps, history["val_loss"], "o-", label="held-out loss")
+    if history.get("val_train_loss"):
+        ax.plot(val_steps, history["val_train_loss"], "s--", label="loss on evaluation batches of the training split")
     ax.set_yscale("log")
     ax.set_xlabel("update step")
     ax.set_ylabel("cross-entropy loss (log scale)")
