@@ -433,3 +433,23 @@ def test_float32_parameters_stay_float32_and_agree_with_float64(make):
         np.testing.assert_allclose(a.data, b.data, rtol=1e-5, atol=1e-6)
     buffers = [v for k, v in opt32.state_dict().items() if isinstance(v, np.ndarray)]
     assert buffers and all(v.dtype == np.float32 for v in buffers)
+
+
+def test_adamw_shares_one_scratch_buffer_across_shapes_and_dtypes():
+    # The update's temporary lives in one buffer shared by all parameters (rebuilt when the
+    # dtype changes): the result must be that of each parameter updated on its own.
+    rng = np.random.default_rng(3)
+    shapes_dtypes = [((3, 4), np.float32), ((5,), np.float32), ((2, 2), np.float64), ((7,), np.float32)]
+    together = [Parameter(rng.standard_normal(s).astype(d)) for s, d in shapes_dtypes]
+    alone = [Parameter(p.data.copy()) for p in together]
+    optimizers = [AdamW([p], lr=0.1, weight_decay=0.1) for p in alone]
+    joint = AdamW(together, lr=0.1, weight_decay=0.1)
+    for _ in range(3):
+        for p, q in zip(together, alone):
+            p.grad[...] = q.grad[...] = rng.standard_normal(p.shape)
+        joint.step()
+        for opt in optimizers:
+            opt.step()
+    for p, q in zip(together, alone):
+        assert p.data.dtype == q.data.dtype
+        np.testing.assert_array_equal(p.data, q.data)

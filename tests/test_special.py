@@ -47,11 +47,37 @@ def test_tails_saturate_at_exactly_one():
 
 
 def test_float32_in_float32_out_and_accurate():
-    x = np.linspace(-8.0, 8.0, 40_001).astype(np.float32)
+    x = np.linspace(-8.0, 8.0, 160_001).astype(np.float32)
     out = erf(x)
     assert out.dtype == np.float32
-    assert np.abs(out.astype(np.float64) - reference(x)).max() < 1e-6
+    err = np.abs(out.astype(np.float64) - reference(x))
+    assert err.max() < 2.5e-7, f"max abs error {err.max():.3g} at x = {x[err.argmax()]}"  # ~4 ulp of 1
     assert np.isfinite(erf(np.array([1e20, -1e20, 3e38], dtype=np.float32))).all()
+
+
+def test_float32_relative_error_down_to_tiny_arguments():
+    x = np.logspace(-37, 0.5, 20_001).astype(np.float32)
+    ref = reference(x)
+    assert np.max(np.abs(erf(x).astype(np.float64) - ref) / ref) < 5e-7
+
+
+def test_float32_is_odd_monotone_and_saturates_where_the_true_value_rounds_to_one():
+    x = np.linspace(0.0, 6.0, 600_001).astype(np.float32)
+    out = erf(x)
+    assert np.all(np.diff(out) >= 0)
+    assert np.array_equal(erf(-x), -out)
+    assert np.all(out[x >= 3.95] == 1.0) and not np.any(out[x < 3.919] == 1.0)  # true value: 1 from 3.9192
+    assert np.all(out[(x >= 3.919) & (x < 3.95)] >= np.nextafter(np.float32(1), np.float32(0)))
+    special = erf(np.array([0.0, -0.0, np.inf, -np.inf, np.nan], dtype=np.float32))
+    assert not np.signbit(special[0]) and special[0] == 0.0 and np.signbit(special[1]) and special[1] == 0.0
+    assert special[2] == 1.0 and special[3] == -1.0 and np.isnan(special[4])
+
+
+def test_float16_is_computed_in_float32_and_rounded_back():
+    x = np.linspace(-4.0, 4.0, 801).astype(np.float16)
+    out = erf(x)
+    assert out.dtype == np.float16
+    assert np.array_equal(out, reference(x).astype(np.float16))
 
 
 def test_shape_is_kept_and_integers_are_promoted():

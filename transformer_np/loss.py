@@ -38,13 +38,16 @@ class CrossEntropyLoss(Module):
         check_int_ids(safe_targets, 0, V, "targets")
 
         # log p = z - max - log sum exp(z - max) (ce.1): exp never sees a positive argument.
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        log_p = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+        log_p = logits - logits.max(axis=-1, keepdims=True)  # z - max for now
+        p = xp.exp(log_p)  # exp(z - max) for now
+        total = p.sum(axis=-1, keepdims=True)
+        log_p -= xp.log(total)  # (ce.1)
+        p /= total  # p = softmax(z), for backward
         nll = -xp.take_along_axis(log_p, safe_targets[..., None], axis=-1)[..., 0]
         eps = self.label_smoothing
-        per_token = (1.0 - eps) * nll - eps * log_p.mean(axis=-1)  # (ce.3)
+        per_token = (1.0 - eps) * nll - eps * log_p.mean(axis=-1) if eps else nll  # (ce.3)
         count = int(keep.sum())
-        self._save_for_backward(xp.exp(log_p), safe_targets, keep, count)
+        self._save_for_backward(p, safe_targets, keep, count)
         if count == 0:
             return xp.zeros((), dtype=logits.dtype)
         return (per_token * keep).sum() / logits.dtype.type(count)  # (ce.4)

@@ -138,6 +138,7 @@ class Optimizer:
             for p, group in zip(self.params, self._group_of)
         ]
         self.step_count = 0
+        self._work = None  # scratch space for _update, see _scratch
 
     # -- what subclasses fill in -----------------------------------------------------------------
     def _buffer_names(self, group):
@@ -149,6 +150,19 @@ class Optimizer:
 
     def _update(self, p, group, state):
         raise NotImplementedError
+
+    def _scratch(self, p):
+        """A work array of p's shape, dtype and backend, for the temporaries of one update.
+
+        All parameters share one flat buffer, as large as the largest parameter: updates run one
+        at a time, so a step allocates nothing once the buffer exists (it is rebuilt only when a
+        parameter has another dtype or backend).
+        """
+        work = self._work
+        if work is None or work.dtype != p.dtype or backend_name(work) != backend_name(p.data):
+            size = max(q.data.size for q in self.params)
+            work = self._work = get_array_module(p.data).empty(size, dtype=p.dtype)
+        return work[: p.data.size].reshape(p.shape)
 
     # -- the learning rate -------------------------------------------------------------------------
     @property
@@ -295,7 +309,7 @@ class Adam(Optimizer):
         elif wd:
             g = g + wd * p.data  # (opt.8), a new array: p.grad stays as it was
         m, v = state["m"], state["v"]
-        tmp = xp.multiply(g, 1.0 - beta1)  # the one scratch array of this update
+        tmp = xp.multiply(g, 1.0 - beta1, out=self._scratch(p))  # the one temporary of this update
         m *= beta1
         m += tmp  # (opt.4)
         xp.multiply(g, g, out=tmp)
