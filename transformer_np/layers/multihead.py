@@ -99,10 +99,12 @@ class MultiHeadAttention(Module):
         dsource_v = self.w_v.backward(self._merge_heads(dV))
         dsource_k = self.w_k.backward(self._merge_heads(dK))
         dx = self.w_q.backward(self._merge_heads(dQ))
-        dsource = dsource_k + dsource_v
+        dsource = dsource_k
+        dsource += dsource_v  # in place: both are fresh arrays of the projections' backward
         if is_cross:
             return dx, dsource  # (mha.10)
-        return dx + dsource  # (mha.9)
+        dx += dsource
+        return dx  # (mha.9)
 
     # -- incremental decoding: the KV cache (notes/decoding.md) --------------------------------
     def self_cache(self, batch_size, max_len, capacity=None):
