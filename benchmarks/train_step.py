@@ -12,14 +12,12 @@ glibc's default settings freed memory goes back to the system and comes back as 
 each first touch a page fault: about 3500 faults (13 MiB) per step of the small
 configuration, 10% of its time. Like PyTorch's CPU performance guides (which recommend jemalloc
 or tcmalloc for the same reason), the benchmark therefore asks glibc to keep freed memory for
-reuse (``keep_freed_memory``, mallopt, the same as setting MALLOC_MMAP_THRESHOLD_,
-MALLOC_TRIM_THRESHOLD_ and MALLOC_TOP_PAD_ in the environment). ``--system-malloc`` measures
+reuse (``keep_freed_memory`` in transformer_np/train/memory.py, which the command line's demo,
+train and plot use too). ``--system-malloc`` measures
 with the defaults instead. Results are identical either way; only the time differs.
 """
 
 import argparse
-import ctypes
-import ctypes.util
 import os
 import sys
 import time
@@ -34,6 +32,7 @@ from transformer_np.loss import CrossEntropyLoss  # noqa: E402
 from transformer_np.models import GPT  # noqa: E402
 from transformer_np.models.counting import gpt_flops_per_token  # noqa: E402
 from transformer_np.optim import AdamW, clip_grad_norm, param_groups  # noqa: E402
+from transformer_np.train.memory import keep_freed_memory  # noqa: E402
 
 CONFIGS = {
     # nanoGPT's CPU recipe for character-level Shakespeare (vocabulary 65).
@@ -41,23 +40,6 @@ CONFIGS = {
     # The larger configuration of the issue: 6 layers, 6 heads, d = 384, block 256, batch 8.
     "large": dict(vocab_size=65, block_size=256, n_layers=6, n_heads=6, d_model=384, batch=8),
 }
-
-
-def keep_freed_memory():
-    """Ask glibc's malloc to keep freed memory for reuse instead of returning it to the system.
-
-    Returns True when the settings were applied (Linux with glibc), False elsewhere.
-    """
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-    ok = mallopt(M_MMAP_THRESHOLD, 256 * 2**20)  # arrays below 256 MiB come from the heap ...
-    ok &= mallopt(M_TRIM_THRESHOLD, 1024 * 2**20)  # ... which is not trimmed below 1 GiB ...
-    ok &= mallopt(M_TOP_PAD, 256 * 2**20)  # ... and grows in steps of 256 MiB
-    return bool(ok)
 
 
 def make_step(cfg, rng):

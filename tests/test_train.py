@@ -175,3 +175,13 @@ def test_copy_task_is_learned_in_seconds():
     history = run.trainer(eval_every=None, quiet=True).fit(run.steps)
     assert history["val_exact_match"][-1] >= 0.95, history["val_exact_match"]
     assert history["loss"][-1] < 0.1 * history["loss"][0]
+
+
+def test_keep_freed_memory_applies_on_glibc():
+    import platform
+
+    from transformer_np.train.memory import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("keep_freed_memory only changes glibc's malloc")
+    assert keep_freed_memory() is True
