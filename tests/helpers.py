@@ -13,3 +13,16 @@ def record_backward_calls(layer, names):
 
         child.backward = recorded
     return calls
+
+
+class StubModel:
+    """The train/eval switch of a Module, for hand-built stand-in models in decoding tests."""
+
+    training = True
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)

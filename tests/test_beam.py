@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import StubModel
 from trained import trained
 
 from transformer_np.beam import beam_search, length_penalty, sequence_scores
@@ -16,7 +17,7 @@ from transformer_np.models.transformer import Transformer
 A, B_, C, D, E = 3, 4, 5, 6, 7  # the content tokens of the hand-built models: "a" ... "e"
 
 
-class BigramModel:
+class BigramModel(StubModel):
     """A hand-built encoder-decoder whose next token depends on the previous token only:
     p(y_t = w | y_{t-1} = v) = table[v][w], whatever the source. Its "cache" holds nothing but
     the number of positions seen and records the rows beam search selects."""
@@ -27,14 +28,6 @@ class BigramModel:
             probs[v] = [row.get(w, 0.0) for w in range(vocab)]
         with np.errstate(divide="ignore"):
             self.logits = np.log(probs)  # a probability 0 is a logit of -inf
-        self.training = True
-
-    def train(self, mode=True):
-        self.training = mode
-        return self
-
-    def eval(self):
-        return self.train(False)
 
     def encode(self, src, src_mask):
         return np.zeros(src.shape + (1,))

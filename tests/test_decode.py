@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import StubModel
 
 from transformer_np.data import BOS, EOS, PAD, copy_task, make_seq2seq_batch
 from transformer_np.decode import (
@@ -17,18 +18,11 @@ from transformer_np.models.transformer import Transformer
 V = 9
 
 
-class ScriptedModel:
+class ScriptedModel(StubModel):
     """An encoder-decoder stub: row b writes token 3 + t at output position t, and EOS at position ends[b]."""
 
     def __init__(self, ends):
-        self.ends, self.training, self.decode_calls = np.asarray(ends), True, 0
-
-    def train(self, mode=True):
-        self.training = mode
-        return self
-
-    def eval(self):
-        return self.train(False)
+        self.ends, self.decode_calls = np.asarray(ends), 0
 
     def encode(self, src, src_mask):
         assert not self.training
