@@ -25,8 +25,6 @@ MACHINE_PATH = re.compile(
     r"(?<![\w.])(/work/|/home/|/tmp/|/Users/|/root/|/mnt/|/var/|~/)|(?<![^\s'\"(=])[A-Za-z]:[\\/]+\w"
 )
 
-pytestmark = pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks yet")
-
 
 def read(path):
     return nbformat.read(path, as_version=nbformat.NO_CONVERT)
@@ -82,10 +80,9 @@ def test_first_code_cell_is_the_small_settings_cell(notebook):
     )
 
 
-def test_derivation_notebooks_end_with_an_exercise_and_its_check(notebook):
-    path, nb = notebook
-    if number(path) not in DERIVATION:
-        pytest.skip("not a derivation notebook")
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if number(p) in DERIVATION], ids=lambda p: p.name)
+def test_derivation_notebooks_end_with_an_exercise_and_its_check(path):
+    nb = read(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
     exercise = [i for i, c in enumerate(code) if "exercise" in tags(c)]
     check = [i for i, c in enumerate(code) if "exercise-check" in tags(c)]
