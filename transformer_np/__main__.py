@@ -105,7 +105,9 @@ def demo(args):
         print(f"  {show(held_out.src[i]):<20} -> {show(pred[i]):<20} "
               f"{'ok' if right[i] else 'WRONG, expected ' + show(held_out.tgt_out[i])}")
     if not args.no_plot:
-        i = int(held_out.src_mask.sum(axis=-1).argmax())  # the first of the longest sources
+        from .figures import longest_example
+
+        i = longest_example(run)
         plot_cross_attention(model, held_out.src[i:i + 1], pred[i:i + 1], args.out)
     return 0
 

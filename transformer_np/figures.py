@@ -3,36 +3,16 @@
     make_all_figures("figures")              trains the demo model (about as long as the demo)
     make_all_figures("/tmp/f", quick=True)   a few training steps: the same files, for tests
 
-The demo model is trained exactly as ``python -m transformer_np demo`` trains it: ``demo_run``
-and ``fit_demo`` are the one place that does it (the reverse recipe, seed 0, its default 800 steps), with
-evaluations every ``eval_every`` steps so that the loss curve has held-out points (evaluation
-draws nothing from the training generator, so the trained weights are the demo's).
+The demo model is trained as ``python -m transformer_np demo`` trains it (the reverse recipe,
+seed 0, DEMO_STEPS steps), with evaluations every 100 steps so that the loss curve has held-out
+points (evaluation draws nothing from the training generator, so the trained weights are the
+demo's).
 """
 
 from pathlib import Path
 
 DEMO_STEPS = 800
 QUICK = {"steps": 30, "eval_size": 40, "eval_every": 10}  # quick=True: the same pipeline in seconds
-
-
-def demo_run(task="reverse", steps=DEMO_STEPS, seed=0, **settings):
-    """The demo's Run, untrained: ``build_run(task, steps=, seed=)``; ``settings`` override other
-    recipe settings (e.g. ``eval_size``)."""
-    from .recipes import build_run
-
-    return build_run(task, steps=steps, seed=seed, **settings)
-
-
-def fit_demo(run, quiet=True, eval_every=None):
-    """Train ``run`` for its steps; ``eval_every=None`` evaluates on the held-out set once, at the
-    end (as the demo does). Returns the Trainer's history."""
-    return run.trainer(quiet=quiet, eval_every=eval_every).fit(run.steps)
-
-
-def train_demo(task="reverse", steps=DEMO_STEPS, seed=0, quiet=True, eval_every=None, **settings):
-    """``demo_run`` then ``fit_demo``: returns (run, history)."""
-    run = demo_run(task, steps, seed, **settings)
-    return run, fit_demo(run, quiet, eval_every)
 
 
 def decoded_inputs(src, pred, bos=1, eos=2):
@@ -97,6 +77,7 @@ def make_all_figures(outdir="figures", quick=False):
     from .decode import greedy_decode
     from .layers.positional import sinusoidal_table
     from .optim import noam_lr
+    from .recipes import build_run
 
     out = Path(outdir)
     paths = []
@@ -105,8 +86,9 @@ def make_all_figures(outdir="figures", quick=False):
         paths.append(out / name)
         viz.finish(fig, paths[-1])
 
-    settings = dict(QUICK) if quick else {"eval_every": 100}
-    run, history = train_demo("reverse", steps=settings.pop("steps", DEMO_STEPS), **settings)
+    settings = dict(QUICK) if quick else {"steps": DEMO_STEPS, "eval_every": 100}
+    run = build_run("reverse", seed=0, **settings)  # eval_every is a recipe setting
+    history = run.trainer(quiet=True).fit(run.steps)
     held_out, model = run.held_out, run.model
     i = longest_example(run)
     pred = greedy_decode(model, held_out.src[i:i + 1], held_out.src_mask[i:i + 1], held_out.tgt_out.shape[1], 1, 2)
