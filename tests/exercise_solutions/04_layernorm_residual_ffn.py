@@ -4,8 +4,6 @@ Same names as the notebook's exercise cell; tests/test_exercises.py runs it in p
 then the notebook's check cell.
 """
 
-import numpy as np
-
 from transformer_np.layers.norm import LayerNorm
 
 
