@@ -13,6 +13,9 @@ output matrix) receives the sum of both contributions with no special case; call
 import numpy as np
 
 from .backend import backend_name, get_array_module, get_backend, to_backend, to_numpy
+from .validate import check_upstream
+
+_INFERENCE = ("kept nothing: inference forward",)  # what _cache holds after an inference forward
 
 
 class Parameter:
@@ -42,14 +45,22 @@ class Module:
     """Base class of every layer, loss and model.
 
     Subclasses implement ``forward`` and ``backward``. They store what backward needs with
-    ``self._save_for_backward(...)`` and take it back with ``self._saved()``; the cache is
-    released by backward, so a second backward after one forward is an error, not garbage.
+    ``self._save_for_backward(..., output=y)`` and take it back with ``self._saved(dy)``; the
+    cache is released by backward, so a second backward after one forward is an error, not
+    garbage, and ``dy`` is checked against the shape and dtype of ``y`` (an upstream gradient
+    of the wrong shape is an error naming the layer, not a silently broadcast result).
+
+    Inference mode (``inference_mode()``) makes every forward keep nothing for backward (the
+    activations of a large model are released as soon as they are used); a backward after such
+    a forward is an error saying so.
     Parameters and sub-modules are found by walking the instance attributes in the order they
     were assigned, which gives stable dotted names such as ``"layers.0.attn.w_q.weight"``.
     """
 
     training = True
+    keeps_for_backward = True  # False in inference mode: forward keeps nothing for backward
     _cache = None
+    _output = None  # (shape, dtype) of the last forward's output, for checking backward's dout
 
     def forward(self, *inputs, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
@@ -61,16 +72,32 @@ class Module:
         return self.forward(*inputs, **kwargs)
 
     # -- the cache between forward and backward ---------------------------------------------
-    def _save_for_backward(self, *values):
+    def _save_for_backward(self, *values, output=None):
+        """Keep ``values`` for backward; ``output`` (forward's result) fixes the shape and dtype
+        backward's upstream gradient must have. In inference mode nothing is kept."""
+        if not self.keeps_for_backward:
+            self._cache, self._output = _INFERENCE, None
+            return
         self._cache = values
+        self._output = None if output is None else (tuple(output.shape), output.dtype)
 
-    def _saved(self):
-        """The values forward saved, handed over once; raises if forward has not run since."""
+    def _saved(self, dout=None):
+        """The values forward saved, handed over once; raises if forward has not run since, if
+        it ran in inference mode, or if ``dout`` does not match forward's output."""
+        name = type(self).__name__
         if self._cache is None:
             raise RuntimeError(
-                f"{type(self).__name__}.backward() called before forward(): expected one forward "
+                f"{name}.backward() called before forward(): expected one forward "
                 "before each backward, received none since the last backward"
             )
+        if self._cache is _INFERENCE:
+            raise RuntimeError(
+                f"{name}.backward() after a forward that kept nothing for backward: expected a forward "
+                "outside inference mode (model.inference_mode(False)) and without a KV cache, "
+                "received an inference forward"
+            )
+        if dout is not None and self._output is not None:
+            check_upstream(dout, *self._output, f"{name}.backward")
         values, self._cache = self._cache, None
         return values
 
@@ -133,6 +160,14 @@ class Module:
     def eval(self):
         """Evaluation mode (dropout is the identity); returns self."""
         return self.train(False)
+
+    def inference_mode(self, mode=True):
+        """With ``mode`` True, every forward below this module keeps nothing for backward (no
+        activations are held after use; backward becomes an error); False restores the default.
+        Independent of train/eval. Returns self."""
+        for m in self.modules():
+            m.keeps_for_backward = not mode
+        return self
 
     def state_dict(self):
         """{dotted name: NumPy copy of the parameter's data}."""

@@ -54,6 +54,23 @@ def check_same_dtype(a, b, name_a="x", name_b="weight"):
         raise TypeError(f"{name_a}: expected dtype {b.dtype} (the dtype of {name_b}), received {a.dtype}")
 
 
+def check_upstream(dout, shape, dtype, who):
+    """An upstream gradient ``dout`` must have the shape and dtype of the output it belongs to.
+
+    ``who`` names the backward (``"Linear.backward"``). Without this check a (3, 2, 4) gradient
+    for a (2, 3, 4) output, or a batch-1 gradient for batch 2, would broadcast into a silently
+    wrong result.
+    """
+    got_shape = tuple(getattr(dout, "shape", ()))
+    if not hasattr(dout, "dtype") or got_shape != tuple(shape):
+        raise ValueError(
+            f"{who}: dout: expected the shape of forward's output {tuple(shape)}, received "
+            f"{got_shape if hasattr(dout, 'dtype') else type(dout).__name__}"
+        )
+    if dout.dtype != dtype:
+        raise TypeError(f"{who}: dout: expected the dtype of forward's output {dtype}, received {dout.dtype}")
+
+
 def check_generator(rng, name="rng"):
     """``rng`` must be a ``numpy.random.Generator``, e.g. ``np.random.default_rng(0)``; returns it."""
     if not isinstance(rng, np.random.Generator):
