@@ -13,7 +13,7 @@ class ForgetsToSumOverTheBatch(Linear):
     """A classic mistake: dW from the first sequence only, instead of all B*T rows (lin.3)."""
 
     def backward(self, dy):
-        (x,) = self._saved()
+        (x,) = self.saved()
         self.weight.grad += x[0].T @ dy[0]
         self.bias.grad += dy.reshape(-1, self.d_out).sum(axis=0)
         return dy @ self.weight.data.T

@@ -47,7 +47,7 @@ class CrossEntropyLoss(Module):
         eps = self.label_smoothing
         per_token = (1.0 - eps) * nll - eps * log_p.mean(axis=-1) if eps else nll  # (ce.3)
         count = int(keep.sum())
-        self._save_for_backward(p, safe_targets, keep, count)
+        self.save_for_backward(p, safe_targets, keep, count)
         if count == 0:
             return xp.zeros((), dtype=logits.dtype)
         return (per_token * keep).sum() / logits.dtype.type(count)  # (ce.4)
@@ -58,7 +58,7 @@ class CrossEntropyLoss(Module):
         dout: scalar upstream gradient (1.0 when the loss is the final output).
         Returns dlogits of the logits' shape and dtype.
         """
-        p, safe_targets, keep, count = self._saved()
+        p, safe_targets, keep, count = self.saved()
         xp = get_array_module(p)
         eps = self.label_smoothing
         V = p.shape[-1]

@@ -45,7 +45,7 @@ class Module:
     """Base class of every layer, loss and model.
 
     Subclasses implement ``forward`` and ``backward``. They store what backward needs with
-    ``self._save_for_backward(..., output=y)`` and take it back with ``self._saved(dy)``; the
+    ``self.save_for_backward(..., output=y)`` and take it back with ``self.saved(dy)``; the
     cache is released by backward, so a second backward after one forward is an error, not
     garbage, and ``dy`` is checked against the shape and dtype of ``y`` (an upstream gradient
     of the wrong shape is an error naming the layer, not a silently broadcast result).
@@ -72,7 +72,7 @@ class Module:
         return self.forward(*inputs, **kwargs)
 
     # -- the cache between forward and backward ---------------------------------------------
-    def _save_for_backward(self, *values, output=None):
+    def save_for_backward(self, *values, output=None):
         """Keep ``values`` for backward; ``output`` (forward's result) fixes the shape and dtype
         backward's upstream gradient must have. In inference mode nothing is kept."""
         if not self.keeps_for_backward:
@@ -81,7 +81,7 @@ class Module:
         self._cache = values
         self._output = None if output is None else (tuple(output.shape), output.dtype)
 
-    def _saved(self, dout=None):
+    def saved(self, dout=None):
         """The values forward saved, handed over once; raises if forward has not run since, if
         it ran in inference mode, or if ``dout`` does not match forward's output."""
         name = type(self).__name__

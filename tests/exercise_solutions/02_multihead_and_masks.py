@@ -2,7 +2,7 @@
 
 import numpy as np  # noqa: F401  (the stub imports it too)
 
-from transformer_np.layers import MultiHeadAttention
+from transformer_np.layers import MultiHeadAttention, merge_heads, split_heads
 
 
 class MyMultiHeadAttention(MultiHeadAttention):
@@ -10,10 +10,10 @@ class MyMultiHeadAttention(MultiHeadAttention):
 
     def backward(self, dout):
         """Back through the three projections (mha.11), then sum the paths (mha.9) or share them out (mha.10)."""
-        is_cross = self._saved()[0]
-        dO = self._split_heads(self.w_o.backward(dout))
+        is_cross = self.saved()[0]
+        dO = split_heads(self.w_o.backward(dout), self.n_heads)
         dQ, dK, dV = self.attention.backward(dO)
-        dQ, dK, dV = (self._merge_heads(g) for g in (dQ, dK, dV))
+        dQ, dK, dV = (merge_heads(g) for g in (dQ, dK, dV))
         dx_q = self.w_q.backward(dQ)
         dx_k = self.w_k.backward(dK)
         dx_v = self.w_v.backward(dV)

@@ -14,7 +14,7 @@ class MyLayerNorm(LayerNorm):
         # dy: (..., D) -> dx: (..., D).
         # Add dbeta (ln.5) into self.bias.grad and dgamma (ln.6) into self.weight.grad,
         # then return dx from dxhat (ln.7) by (ln.8).
-        xhat, rstd = self._saved()
+        xhat, rstd = self.saved()
         D = dy.shape[-1]
         self.bias.grad += dy.reshape(-1, D).sum(axis=0)  # (ln.5)
         self.weight.grad += (dy * xhat).reshape(-1, D).sum(axis=0)  # (ln.6)

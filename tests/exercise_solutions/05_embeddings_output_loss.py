@@ -15,7 +15,7 @@ class MyCrossEntropyLoss(CrossEntropyLoss):
 
     def backward(self, dout=1.0):
         # dout: the upstream gradient dL (a number) -> dlogits (B, T, V), by (ce.2), (ce.5), (ce.6).
-        p, targets, keep, count = self._saved()
+        p, targets, keep, count = self.saved()
         eps, V = self.label_smoothing, p.shape[-1]
         q = np.full_like(p, eps / V)  # (ce.2): eps / V everywhere ...
         np.put_along_axis(q, targets[..., None], 1.0 - eps + eps / V, axis=-1)  # ... plus 1 - eps at the target

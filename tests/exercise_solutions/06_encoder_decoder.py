@@ -26,12 +26,12 @@ class CrossAttentionBlocks(Module):
     def forward(self, x, memory, mask=None):
         for attn, norm in zip(self.attn, self.norm):
             x = norm.forward(x + attn.forward(x, memory, mask=mask))  # (res.1)
-        self._save_for_backward()
+        self.save_for_backward()
         return x
 
     def backward(self, dy):
         # dy (B, T, D) -> (dx (B, T, D), dmemory (B, S, D)).
-        self._saved()
+        self.saved()
         dx, dmemory = dy, None
         for attn, norm in zip(reversed(self.attn), reversed(self.norm)):
             dz = norm.backward(dx)  # (res.3)

@@ -36,11 +36,11 @@ class _MemoryMix(Module):
         xp = get_array_module(x)
         S_len = memory.shape[1]
         A = xp.where(mask, x @ memory.transpose(0, 2, 1) / S_len, 0)  # (B, T, S)
-        self._save_for_backward(x, memory, mask, A)
+        self.save_for_backward(x, memory, mask, A)
         return x @ self.weight.data + A @ memory
 
     def backward(self, dy):
-        x, memory, mask, A = self._saved()
+        x, memory, mask, A = self.saved()
         xp = get_array_module(x)
         S_len = memory.shape[1]
         self.weight.grad += x.reshape(-1, x.shape[-1]).T @ dy.reshape(-1, dy.shape[-1])

@@ -29,11 +29,11 @@ class _EmbeddingAndTiedOutput(Module):
         self.output = TiedOutput(self.embedding.weight)
 
     def forward(self, x, ids):
-        self._save_for_backward()
+        self.save_for_backward()
         return self.output.forward(x + self.embedding.forward(ids))
 
     def backward(self, dz):
-        self._saved()
+        self.saved()
         dh = self.output.backward(dz)  # adds dZ^T H into the shared weight.grad (tie.3) ...
         self.embedding.backward(dh)  # ... and the embedding adds E^T dX on top (emb.3): (tie.5)
         return dh

@@ -8,7 +8,7 @@ from .feedforward import PositionwiseFeedForward
 from .kv_cache import CrossAttentionCache, KVCache, SelfAttentionCache
 from .linear import Linear
 from .masks import causal_mask, check_mask, combine_masks, padding_mask_from_ids, padding_mask_from_lengths
-from .multihead import MultiHeadAttention
+from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .norm import LayerNorm
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from .residual import Residual
@@ -23,6 +23,8 @@ __all__ = [
     "Dropout",
     "ScaledDotProductAttention",
     "MultiHeadAttention",
+    "split_heads",
+    "merge_heads",
     "LayerNorm",
     "PositionwiseFeedForward",
     "Residual",

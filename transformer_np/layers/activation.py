@@ -32,7 +32,7 @@ class ReLU(Module):
         check_float(x)
         xp = get_array_module(x)
         positive = x > 0
-        self._save_for_backward(positive)
+        self.save_for_backward(positive)
         return xp.maximum(x, 0)
 
     def backward(self, dy):
@@ -40,7 +40,7 @@ class ReLU(Module):
 
         dy: the shape of x -> dx: the same shape.
         """
-        (positive,) = self._saved()
+        (positive,) = self.saved()
         return dy * positive
 
 
@@ -74,7 +74,7 @@ class GELU(Module):
             Phi = erf(x / _SQRT_2)  # a new array: the updates below are in place
             Phi += 1.0
             Phi *= 0.5
-            self._save_for_backward(x, Phi)
+            self.save_for_backward(x, Phi)
             return x * Phi
         xc = xp.clip(x, -_SATURATION, _SATURATION)
         u = xc * xc  # u = sqrt(2/pi) x (1 + c x^2), in place
@@ -83,7 +83,7 @@ class GELU(Module):
         u *= xc
         u *= _SQRT_2_OVER_PI
         tanh_u = xp.tanh(u, out=u)
-        self._save_for_backward(x, tanh_u)
+        self.save_for_backward(x, tanh_u)
         y = tanh_u + 1.0
         y *= x
         y *= 0.5
@@ -95,7 +95,7 @@ class GELU(Module):
 
         dy: the shape of x -> dx: the same shape.
         """
-        x, saved = self._saved()
+        x, saved = self.saved()
         xp = get_array_module(x)
         xc = xp.clip(x, -_SATURATION, _SATURATION)  # changes no result, see _SATURATION
         if self.approximate == "none":
@@ -150,7 +150,7 @@ class Softmax(Module):
         total = _sum(y, self.axis)  # >= 1 (the max contributes exp(0) = 1) ...
         total[total == 0] = 1  # ... unless the slice was all -inf: then y = 0
         y /= total
-        self._save_for_backward(y)
+        self.save_for_backward(y)
         return y
 
     def backward(self, dy):
@@ -158,7 +158,7 @@ class Softmax(Module):
 
         dy: the shape of y -> dx: the same shape.
         """
-        (y,) = self._saved()
+        (y,) = self.saved()
         xp = get_array_module(y)
         dx = dy * y
         xp.subtract(dy, _sum(dx, self.axis), out=dx)  # dx rewritten in place: dy - sum(dy * y), then * y

@@ -59,7 +59,7 @@ class ScaledDotProductAttention(Module):
         P = self.softmax.forward(S)  # (attn.3)
         Pd = self.dropout.forward(P)
         self.attn_weights = P
-        self._save_for_backward(Q, K, V, Pd)
+        self.save_for_backward(Q, K, V, Pd)
         return Pd @ V  # (attn.4)
 
     def backward(self, dO):
@@ -71,7 +71,7 @@ class ScaledDotProductAttention(Module):
         (attn.7) is the softmax's own backward (softmax.4). Masked entries of P are 0, so it
         gives them dS = 0: no gradient reaches a hidden key, and none leaves an all-masked row.
         """
-        Q, K, V, Pd = self._saved()
+        Q, K, V, Pd = self.saved()
         xp = get_array_module(dO)
         scale = 1.0 / math.sqrt(Q.shape[-1])
         dV = xp.swapaxes(Pd, -1, -2) @ dO  # (attn.5)

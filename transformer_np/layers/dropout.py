@@ -35,11 +35,11 @@ class Dropout(Module):
         """
         check_float(x)
         if not self.training or self.p == 0.0:
-            self._save_for_backward(None)
+            self.save_for_backward(None)
             return x
         keep = self.rng.random(x.shape) >= self.p  # NumPy, on the CPU: P(keep) = 1 - p
         m = to_backend(keep.astype(x.dtype) * (1.0 / (1.0 - self.p)), backend_name(x))
-        self._save_for_backward(m)
+        self.save_for_backward(m)
         return x * m
 
     def backward(self, dy):
@@ -47,5 +47,5 @@ class Dropout(Module):
 
         dy: the shape of x -> dx: the same shape.
         """
-        (m,) = self._saved()
+        (m,) = self.saved()
         return dy if m is None else dy * m

@@ -43,7 +43,7 @@ class Embedding(Module):
         check_int_ids(ids, 0, self.vocab_size)
         check_ndim(ids, 2, "ids", "(B, T)")
         ids = to_backend(ids, backend_name(self.weight.data))
-        self._save_for_backward(ids)
+        self.save_for_backward(ids)
         Y = self.weight.data[ids]  # fancy indexing: a gather of rows, i.e. E W of (emb.2)
         if self.scale:
             Y *= self.factor  # Y is a fresh copy, so scaling in place leaves weight untouched
@@ -55,7 +55,7 @@ class Embedding(Module):
         dY: (B, T, D). A token that occurs several times adds all its gradients (a scatter-add,
         not an assignment). Returns None: integer ids have no gradient.
         """
-        (ids,) = self._saved()
+        (ids,) = self.saved()
         dY_rows = dY.reshape(-1, self.d_model)
         if self.scale:
             dY_rows = dY_rows * self.factor

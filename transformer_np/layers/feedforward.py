@@ -53,7 +53,7 @@ class PositionwiseFeedForward(Module):
         A = self.activation.forward(H)  # (ffn.2)
         A_drop = self.dropout.forward(A)  # (ffn.3)
         y = self.w_2.forward(A_drop)  # (ffn.4)
-        self._save_for_backward()  # only so that a backward without a forward names this layer
+        self.save_for_backward()  # only so that a backward without a forward names this layer
         return y
 
     def backward(self, dy):
@@ -62,7 +62,7 @@ class PositionwiseFeedForward(Module):
 
         dy: (B, T, D) -> dx: (B, T, D).
         """
-        self._saved()
+        self.saved()
         dA_drop = self.w_2.backward(dy)  # (ffn.5), (ffn.6)
         dA = self.dropout.backward(dA_drop)  # (ffn.7)
         dH = self.activation.backward(dA)  # (ffn.8)

@@ -26,7 +26,7 @@ class Linear(Module):
         check_float(x)
         check_last_dim(x, self.d_in)
         check_same_dtype(x, self.weight.data)
-        self._save_for_backward(x)
+        self.save_for_backward(x)
         y = x @ self.weight.data
         if self.bias is not None:
             y += self.bias.data
@@ -37,7 +37,7 @@ class Linear(Module):
 
         dy: (..., D_out) -> dx: (..., D_in).
         """
-        (x,) = self._saved()
+        (x,) = self.saved()
         # Every leading position is one row of the matrix product (lin.3): fold them into N.
         x_rows = x.reshape(-1, self.d_in)
         dy_rows = dy.reshape(-1, self.d_out)

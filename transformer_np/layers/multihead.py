@@ -11,6 +11,18 @@ from .masks import check_mask
 _INFERENCE_ONLY = "cached forward"  # what a cached forward saves instead of a backward cache
 
 
+def split_heads(X, n_heads):
+    """(B, T, H * Dh) -> (B, H, T, Dh): column block h of X becomes head h (mha.2). A view when X is contiguous."""
+    B, T, D = X.shape
+    return X.reshape(B, T, n_heads, D // n_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(O):
+    """(B, H, T, Dh) -> (B, T, H * Dh): the heads side by side again, the inverse of split_heads (mha.4)."""
+    B, H, T, Dh = O.shape
+    return O.transpose(0, 2, 1, 3).reshape(B, T, H * Dh)
+
+
 class MultiHeadAttention(Module):
     """H heads of scaled dot-product attention on d_model features, Dh = d_model / H each.
 
@@ -49,17 +61,6 @@ class MultiHeadAttention(Module):
         """The last attention weights P, (B, H, Tq, Tk) (None before the first forward)."""
         return self.attention.attn_weights
 
-    # -- heads: a reshape and a transpose, no loops (mha.2, mha.4) ----------------------------
-    def _split_heads(self, X):
-        """(B, T, D) -> (B, H, T, Dh): column block h of X becomes head h (mha.2)."""
-        B, T, _ = X.shape
-        return X.reshape(B, T, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
-
-    def _merge_heads(self, O):
-        """(B, H, T, Dh) -> (B, T, D): the heads side by side again, the inverse of _split_heads (mha.4)."""
-        B, _, T, _ = O.shape
-        return O.transpose(0, 2, 1, 3).reshape(B, T, self.d_model)
-
     def forward(self, x, memory=None, mask=None, cache=None):
         """Y = concat_h(attention(X W_q, M W_k, M W_v)_h) W_o (mha.1)-(mha.5), with M = x or memory.
 
@@ -72,12 +73,12 @@ class MultiHeadAttention(Module):
             return self.forward_cached(x, cache, memory=memory, mask=mask)
         self._check_inputs(x, memory, mask)
         source = x if memory is None else memory
-        Q = self._split_heads(self.w_q.forward(x))  # (mha.1), (mha.2)
-        K = self._split_heads(self.w_k.forward(source))
-        V = self._split_heads(self.w_v.forward(source))
+        Q = split_heads(self.w_q.forward(x), self.n_heads)  # (mha.1), (mha.2)
+        K = split_heads(self.w_k.forward(source), self.n_heads)
+        V = split_heads(self.w_v.forward(source), self.n_heads)
         O = self.attention.forward(Q, K, V, mask=mask)  # (mha.3)
-        self._save_for_backward(memory is not None)
-        return self.w_o.forward(self._merge_heads(O))  # (mha.4), (mha.5)
+        self.save_for_backward(memory is not None)
+        return self.w_o.forward(merge_heads(O))  # (mha.4), (mha.5)
 
     def backward(self, dout):
         """Back through w_o (mha.6), merge (mha.7), attention, split (mha.8), the three projections.
@@ -87,18 +88,18 @@ class MultiHeadAttention(Module):
         (dx, dmemory) with dx from the query path and dmemory (B, Tk, D) the sum of the key and
         value paths (mha.10). Adds into the gradients of w_o (mha.6) and of w_q, w_k, w_v (mha.11).
         """
-        is_cross = self._saved()[0]
+        is_cross = self.saved()[0]
         if is_cross is _INFERENCE_ONLY:
             raise RuntimeError(
                 "MultiHeadAttention.backward() after a cached forward: expected a training forward "
                 "(cache=None) before backward, received the KV-cache path, which keeps nothing for backward"
             )
-        dO = self._split_heads(self.w_o.backward(dout))  # (mha.6), (mha.7)
+        dO = split_heads(self.w_o.backward(dout), self.n_heads)  # (mha.6), (mha.7)
         dQ, dK, dV = self.attention.backward(dO)  # (attn.5)-(attn.9)
         # merge (mha.8), then each projection's backward: one term of (mha.9)/(mha.10) and (mha.11)
-        dsource_v = self.w_v.backward(self._merge_heads(dV))
-        dsource_k = self.w_k.backward(self._merge_heads(dK))
-        dx = self.w_q.backward(self._merge_heads(dQ))
+        dsource_v = self.w_v.backward(merge_heads(dV))
+        dsource_k = self.w_k.backward(merge_heads(dK))
+        dx = self.w_q.backward(merge_heads(dQ))
         dsource = dsource_k
         dsource += dsource_v  # in place: both are fresh arrays of the projections' backward
         if is_cross:
@@ -119,8 +120,8 @@ class MultiHeadAttention(Module):
         memory: (B, S, D) -> CrossAttentionCache with K, V of shape (B, H, S, Dh).
         """
         self._check_inputs(memory, None, None, "memory")
-        K = self._split_heads(self.w_k.forward(memory))
-        V = self._split_heads(self.w_v.forward(memory))
+        K = split_heads(self.w_k.forward(memory), self.n_heads)
+        V = split_heads(self.w_v.forward(memory), self.n_heads)
         return CrossAttentionCache(K, V)
 
     def forward_cached(self, x, cache, memory=None, mask=None):
@@ -159,14 +160,14 @@ class MultiHeadAttention(Module):
                 f"received {tuple(cache.k.shape)}"
             )
         check_mask(mask, B, self.n_heads, T_new, Tk)
-        Q = self._split_heads(self.w_q.forward(x))  # (mha.1), (mha.2)
+        Q = split_heads(self.w_q.forward(x), self.n_heads)  # (mha.1), (mha.2)
         if isinstance(cache, SelfAttentionCache):  # (dec.3): append, then attend to everything so far
-            K, V = cache.append(self._split_heads(self.w_k.forward(x)), self._split_heads(self.w_v.forward(x)))
+            K, V = cache.append(split_heads(self.w_k.forward(x), self.n_heads), split_heads(self.w_v.forward(x), self.n_heads))
         else:  # (dec.4): the memory's K, V, computed once
             K, V = cache.k, cache.v
         O = self.attention.forward(Q, K, V, mask=mask)  # (mha.3)
-        self._save_for_backward(_INFERENCE_ONLY)
-        return self.w_o.forward(self._merge_heads(O))  # (mha.4), (mha.5)
+        self.save_for_backward(_INFERENCE_ONLY)
+        return self.w_o.forward(merge_heads(O))  # (mha.4), (mha.5)
 
     def _check_inputs(self, x, memory, mask, name="x"):
         check_float(x, name)

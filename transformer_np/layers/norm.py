@@ -42,7 +42,7 @@ class LayerNorm(Module):
         var = _mean(y)  # (ln.2), biased: divide by D
         rstd = 1.0 / xp.sqrt(var + self.eps)  # (ln.3)
         xhat *= rstd  # (ln.3)
-        self._save_for_backward(xhat, rstd)
+        self.save_for_backward(xhat, rstd)
         xp.multiply(xhat, self.weight.data, out=y)  # (ln.4)
         y += self.bias.data
         return y
@@ -53,7 +53,7 @@ class LayerNorm(Module):
 
         dy: (..., D) -> dx: (..., D). Sums for the parameters run over every leading axis.
         """
-        xhat, rstd = self._saved()
+        xhat, rstd = self.saved()
         gamma = self.weight.data
         dy_xhat = dy * xhat
         self.bias.grad += dy.reshape(-1, self.d_model).sum(axis=0)  # (ln.5)

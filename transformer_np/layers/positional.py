@@ -67,7 +67,7 @@ class SinusoidalPositionalEncoding(Module):
         check_last_dim(x, self.d_model)
         check_same_dtype(x, self.pe, name_b="pe")
         _check_positions(x, offset, self.max_len)
-        self._save_for_backward()
+        self.save_for_backward()
         return x + self.pe[offset : offset + x.shape[1]]
 
     def backward(self, dy):
@@ -75,7 +75,7 @@ class SinusoidalPositionalEncoding(Module):
 
         dy: (B, T, D) -> dx: (B, T, D), the same array.
         """
-        self._saved()
+        self.saved()
         return dy
 
 
@@ -106,7 +106,7 @@ class LearnedPositionalEmbedding(Module):
         check_same_dtype(x, self.weight.data)
         _check_positions(x, offset, self.max_len)
         T = x.shape[1]
-        self._save_for_backward(offset, T)
+        self.save_for_backward(offset, T)
         return x + self.weight.data[offset : offset + T]
 
     def backward(self, dy):
@@ -114,6 +114,6 @@ class LearnedPositionalEmbedding(Module):
 
         dy: (B, T, D) -> dx: (B, T, D), the same array.
         """
-        offset, T = self._saved()
+        offset, T = self.saved()
         self.weight.grad[offset : offset + T] += dy.sum(axis=0)  # (pos.7)
         return dy

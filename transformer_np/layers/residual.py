@@ -61,7 +61,7 @@ class Residual(Module):
             h = self.norm.forward(x)
             s = self._sublayer_forward(h, x, args, kwargs)
             y = x + self.dropout.forward(s)  # (res.2)
-        self._save_for_backward()  # only so that a backward without a forward names this layer
+        self.save_for_backward()  # only so that a backward without a forward names this layer
         return y
 
     def backward(self, dy):
@@ -75,7 +75,7 @@ class Residual(Module):
         dy: (B, T, D) -> dx: (B, T, D), or the tuple (dx, dmemory, ...) when F's backward
         returns a tuple.
         """
-        self._saved()
+        self.saved()
         if self.norm_position == "post":
             dz = self.norm.backward(dy)  # (res.3)
             ds = self.dropout.backward(dz)  # (res.4)

@@ -49,7 +49,7 @@ class TiedOutput(Module):
         check_ndim(h, tuple(range(1, 8)), "h", "(B, T, D)")
         check_last_dim(h, self.d_model, "h")
         check_same_dtype(h, self.weight.data, "h", "weight")
-        self._save_for_backward(h)
+        self.save_for_backward(h)
         z = h @ self.weight.data.T  # a transposed view: no copy of the (V, D) table
         if self.bias is not None:
             z += self.bias.data
@@ -61,7 +61,7 @@ class TiedOutput(Module):
         dz: (B, T, V) -> dh: (B, T, D). The += into ``weight.grad`` accumulates with the
         embedding's own contribution (tie.5).
         """
-        (h,) = self._saved()
+        (h,) = self.saved()
         # Fold the leading positions into N rows: the sum over n of (tie.3) is one matrix product.
         dz_rows = dz.reshape(-1, self.vocab_size)
         h_rows = h.reshape(-1, self.d_model)

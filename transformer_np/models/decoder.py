@@ -44,7 +44,7 @@ class DecoderLayer(Module):
         a = self.self_attn.forward(x, mask=tgt_mask)
         c = self.cross_attn.forward(a, memory, mask=src_mask)
         y = self.ffn.forward(c)
-        self._save_for_backward()  # only so that a backward without a forward names this layer
+        self.save_for_backward()  # only so that a backward without a forward names this layer
         return y
 
     def forward_cached(self, x, tgt_mask, src_mask, self_cache, cross_cache):
@@ -65,7 +65,7 @@ class DecoderLayer(Module):
         dy: (B, T, D) -> (dx (B, T, D), dmemory (B, S, D)): this layer's contribution to the
         memory's gradient; the Decoder adds the contributions of all layers (tf.10).
         """
-        self._saved()
+        self.saved()
         dc = self.ffn.backward(dy)
         da, dmemory = self.cross_attn.backward(dc)
         dx = self.self_attn.backward(da)
@@ -112,7 +112,7 @@ class Decoder(Module):
             g = layer.forward(g, memory, tgt_mask, src_mask)
         if self.norm is not None:
             g = self.norm.forward(g)
-        self._save_for_backward()
+        self.save_for_backward()
         return g
 
     def forward_cached(self, x, cache, tgt_mask=None):
@@ -134,7 +134,7 @@ class Decoder(Module):
 
         dy: (B, T, D) -> (dx (B, T, D), dmemory (B, S, D)).
         """
-        self._saved()
+        self.saved()
         dg = dy if self.norm is None else self.norm.backward(dy)
         dmemory = None
         for layer in reversed(self.layers):

@@ -45,7 +45,7 @@ class EncoderLayer(Module):
         """
         a = self.self_attn.forward(x, mask=mask)
         y = self.ffn.forward(a)
-        self._save_for_backward()  # only so that a backward without a forward names this layer
+        self.save_for_backward()  # only so that a backward without a forward names this layer
         return y
 
     def backward(self, dy):
@@ -53,7 +53,7 @@ class EncoderLayer(Module):
 
         dy: (B, S, D) -> dx: (B, S, D). Adds into every parameter's gradient.
         """
-        self._saved()
+        self.saved()
         da = self.ffn.backward(dy)
         return self.self_attn.backward(da)
 
@@ -94,7 +94,7 @@ class Encoder(Module):
             h = layer.forward(h, mask)
         if self.norm is not None:
             h = self.norm.forward(h)
-        self._save_for_backward()
+        self.save_for_backward()
         return h
 
     def backward(self, dmemory):
@@ -102,7 +102,7 @@ class Encoder(Module):
 
         dmemory: (B, S, D), the decoder's total gradient for the memory (tf.8) -> dx: (B, S, D).
         """
-        self._saved()
+        self.saved()
         dh = dmemory if self.norm is None else self.norm.backward(dmemory)
         for layer in reversed(self.layers):
             dh = layer.backward(dh)

@@ -54,7 +54,7 @@ class GPTBlock(Module):
         mask (and any padding). Caches nothing itself: the residual blocks cache their own.
         """
         a = self.attn.forward(x, mask=mask)
-        self._save_for_backward()
+        self.save_for_backward()
         return self.ffn.forward(a)
 
     def forward_cached(self, x, mask, cache):
@@ -68,7 +68,7 @@ class GPTBlock(Module):
 
         dy: (B, T, D) -> dx: (B, T, D). Each Residual adds its skip path (res.8).
         """
-        self._saved()
+        self.saved()
         da = self.ffn.backward(dy)  # (gpt.9)
         return self.attn.backward(da)  # (gpt.10)
 
@@ -169,7 +169,7 @@ class GPT(Module):
         for block in self.blocks:
             x = block.forward(x, mask)  # (gpt.3), (gpt.4)
         h = self.ln_f.forward(x)  # (gpt.5)
-        self._save_for_backward()
+        self.save_for_backward()
         return self.head.forward(h)  # (gpt.6)
 
     # -- incremental decoding (notes/decoding.md) ------------------------------------------------
@@ -218,7 +218,7 @@ class GPT(Module):
         dlogits: (B, T, V). Adds into every parameter's gradient; the tied table receives the
         output layer's term first and the embedding's term last, summed in one .grad (gpt.13).
         """
-        self._saved()
+        self.saved()
         dh = self.head.backward(dlogits)  # (gpt.7): dH = dZ W_E, and dZ^T H into the table
         dx = self.ln_f.backward(dh)  # (gpt.8)
         for block in reversed(self.blocks):

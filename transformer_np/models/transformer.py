@@ -164,7 +164,7 @@ class Transformer(Module):
             )
         memory = self.encode(src, src_mask)
         logits = self.decode(tgt_in, memory, src_mask, tgt_mask)
-        self._save_for_backward()
+        self.save_for_backward()
         return logits
 
     def backward(self, dlogits):
@@ -175,7 +175,7 @@ class Transformer(Module):
         dlogits: (B, T, tgt_vocab) -> None (token ids have no gradient). Adds into every
         parameter's gradient; a shared embedding receives three contributions (tf.13).
         """
-        self._saved()
+        self.saved()
         dg = self.output.backward(dlogits)  # (tf.8)
         dy, dmemory = self.decoder.backward(dg)  # (tf.9), (tf.10)
         self.tgt_embed.backward(self.tgt_pos.backward(self.tgt_dropout.backward(dy)))  # (tf.12)
