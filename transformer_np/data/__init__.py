@@ -8,17 +8,15 @@
     text         train_val_split, get_batch: language-model windows from one id stream
     batching     pad_batch, make_seq2seq_batch -> Seq2SeqBatch (src, tgt_in, tgt_out, masks)
 
-A leaf of the package: it imports NumPy and nothing from the layers or models, and every
-random draw comes from a ``numpy.random.Generator`` passed in by the caller.
+It imports NumPy and, for its masks, the one mask builder (layers/masks.py); nothing from the
+models. Every random draw comes from a ``numpy.random.Generator`` passed in by the caller.
 """
 
 from .batching import (
     Seq2SeqBatch,
-    causal_mask,
     iterate_batches,
     make_seq2seq_batch,
     pad_batch,
-    padding_mask,
     shifted_batch,
 )
 from .shakespeare import load_shakespeare, markdown_to_text
@@ -47,7 +45,7 @@ __all__ = [
     "ADDITION_PLUS", "ADDITION_VOCAB_SIZE", "BOS", "EOS", "IGNORE_INDEX", "NUM_SPECIAL", "PAD", "TASKS",
     "CharTokenizer", "Seq2SeqBatch",
     "addition_gpt_batch", "addition_task", "annotated_copy_batch", "annotated_copy_data", "as_keys",
-    "causal_mask", "copy_task", "get_batch", "gpt_example", "iterate_batches", "load_shakespeare",
-    "make_seq2seq_batch", "markdown_to_text", "pad_batch", "padding_mask", "reverse_task", "shifted_batch",
+    "copy_task", "get_batch", "gpt_example", "iterate_batches", "load_shakespeare",
+    "make_seq2seq_batch", "markdown_to_text", "pad_batch", "reverse_task", "shifted_batch",
     "sort_gpt_batch", "sort_gpt_example", "sort_task", "split_of", "train_val_split", "vocab_size",
 ]

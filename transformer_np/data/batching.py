@@ -9,16 +9,14 @@ so position t of ``tgt_in`` sees BOS, y_1 .. y_t and is asked for y_{t+1}. Rows 
 length are padded on the right with PAD; the loss skips PAD targets (ignore_index=PAD).
 
 Masks follow the project convention (DESIGN.md): boolean, ``True`` = may attend, broadcastable
-to the attention scores (B, H, Tq, Tk). The data package is a leaf and does not import the
-layers, so the two masks it needs are built here with plain NumPy (``padding_mask`` and
-``causal_mask`` below); tests/test_batching.py checks that they equal
-``transformer_np.layers.masks``.
+to the attention scores (B, H, Tq, Tk), built by the one mask builder, ``layers/masks.py``.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..layers.masks import causal_mask, padding_mask_from_ids, padding_mask_from_lengths
 from ..validate import check_generator, check_int, check_sequence
 from .symbols import BOS, EOS, PAD
 
@@ -37,24 +35,6 @@ def pad_batch(sequences, pad_id=PAD):
     for b, s in enumerate(seqs):
         ids[b, : len(s)] = s
     return ids, lengths
-
-
-def padding_mask(lengths, T):
-    """(B, 1, 1, T) key-padding mask: entry [b, 0, 0, j] is True when j < lengths[b].
-
-    Key j of sequence b is a real token exactly when it lies before the padding. Equals
-    ``layers.masks.padding_mask_from_lengths(lengths, T)``.
-    """
-    lengths = np.asarray(lengths)
-    return (np.arange(T)[None, :] < lengths[:, None])[:, None, None, :]
-
-
-def causal_mask(T):
-    """(1, 1, T, T) mask: entry [0, 0, i, j] is True when j <= i, so query i sees keys 0..i only.
-
-    Equals ``layers.masks.causal_mask(T)``.
-    """
-    return np.tril(np.ones((T, T), dtype=bool))[None, None, :, :]
 
 
 @dataclass
@@ -98,8 +78,8 @@ def make_seq2seq_batch(src_seqs, tgt_seqs, pad=PAD, bos=BOS, eos=EOS):
         src=src,
         tgt_in=tgt_in,
         tgt_out=tgt_out,
-        src_mask=padding_mask(src_len, src.shape[1]),
-        tgt_mask=padding_mask(tgt_len, T) & causal_mask(T),
+        src_mask=padding_mask_from_lengths(src_len, src.shape[1]),
+        tgt_mask=padding_mask_from_lengths(tgt_len, T) & causal_mask(T),
         n_tokens=int(tgt_len.sum()),
     )
 
@@ -129,7 +109,7 @@ def shifted_batch(src, tgt, pad=0):
         tgt_in=tgt_in,
         tgt_out=tgt_out,
         src_mask=(src != pad)[:, None, None, :],
-        tgt_mask=(tgt_in != pad)[:, None, None, :] & causal_mask(T),
+        tgt_mask=padding_mask_from_ids(tgt_in, pad) & causal_mask(T),
         n_tokens=int((tgt_out != pad).sum()),
     )
 
