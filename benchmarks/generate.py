@@ -2,7 +2,7 @@
 
 For each GPT configuration of benchmarks/train_step.py: greedy generation of 256 new tokens
 (batch 1, float32) from a short random prompt, once recomputing the whole context at every
-step (``model.forward``) and once with the cache (``model.forward_cached``: the prompt at once,
+step (``model.forward``) and once with the cache (``model.forward(..., cache=cache)``: the prompt at once,
 then one token per step). Prints tokens per second of both (the best of the repeats for the
 cache; recomputation runs once, it is slow), the speed-up, whether both give the same tokens,
 and the time of one cached step at new token 32 and at new token 256 (median of the 8 steps
@@ -37,10 +37,8 @@ PROMPT = 8
 
 
 def build(cfg, new_tokens):
-    model = GPT(
-        cfg["vocab_size"], PROMPT + new_tokens, cfg["n_layers"], cfg["n_heads"], cfg["d_model"],
-        rng=np.random.default_rng(0), dtype=np.float32,
-    )
+    model = GPT(vocab_size=cfg["vocab_size"], block_size=PROMPT + new_tokens, n_layers=cfg["n_layers"],
+                n_heads=cfg["n_heads"], d_model=cfg["d_model"], rng=np.random.default_rng(0), dtype=np.float32)
     return model.eval()
 
 
@@ -58,10 +56,10 @@ def generate_cached(model, prompt, new_tokens):
     """Greedy tokens with the KV cache: the prompt at once, then one token per step; returns (ids, seconds)."""
     start = time.perf_counter()
     cache = model.new_cache(prompt.shape[0])
-    logits = model.forward_cached(prompt, cache)  # gives new token 1
+    logits = model.forward(prompt, cache=cache)  # gives new token 1
     ids = [logits[:, -1].argmax(axis=-1)]
     for _ in range(new_tokens - 1):
-        logits = model.forward_cached(ids[-1][:, None], cache)
+        logits = model.forward(ids[-1][:, None], cache=cache)
         ids.append(logits[:, -1].argmax(axis=-1))
     seconds = time.perf_counter() - start
     return np.concatenate([prompt, np.stack(ids, axis=1)], axis=1), seconds
@@ -71,11 +69,11 @@ def cached_step_ms(model, k, window=8):
     """Median time (ms) of the cached steps that produce new tokens k-window+1 .. k: the step
     producing new token j attends to PROMPT + j - 1 keys (the prompt and the j - 1 tokens before)."""
     cache = model.new_cache(1)
-    model.forward_cached(np.zeros((1, PROMPT + k - 1 - window), dtype=np.int64), cache)
+    model.forward(np.zeros((1, PROMPT + k - 1 - window), dtype=np.int64), cache=cache)
     one, times = np.zeros((1, 1), dtype=np.int64), []
     for _ in range(window):
         start = time.perf_counter()
-        model.forward_cached(one, cache)
+        model.forward(one, cache=cache)
         times.append(time.perf_counter() - start)
     assert cache.length == PROMPT + k - 1
     return 1e3 * float(np.median(times))

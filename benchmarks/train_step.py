@@ -30,7 +30,7 @@ from matmul_peak import matmul_peak  # noqa: E402
 
 from transformer_np.loss import CrossEntropyLoss  # noqa: E402
 from transformer_np.models import GPT  # noqa: E402
-from transformer_np.models.counting import gpt_flops_per_token  # noqa: E402
+from transformer_np.models.counting import flops_per_token  # noqa: E402
 from transformer_np.optim import AdamW, clip_grad_norm, param_groups  # noqa: E402
 from transformer_np.train.memory import keep_freed_memory  # noqa: E402
 
@@ -44,7 +44,8 @@ CONFIGS = {
 
 def make_step(cfg, rng):
     """A closure running one full training step on a fixed random batch, and the model."""
-    model = GPT(cfg["vocab_size"], cfg["block_size"], cfg["n_layers"], cfg["n_heads"], cfg["d_model"], rng=rng)
+    model = GPT(vocab_size=cfg["vocab_size"], block_size=cfg["block_size"], n_layers=cfg["n_layers"],
+                n_heads=cfg["n_heads"], d_model=cfg["d_model"], rng=rng)
     optimizer = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-3, betas=(0.9, 0.99))
     loss_fn = CrossEntropyLoss()
     shape = (cfg["batch"], cfg["block_size"])
@@ -78,7 +79,7 @@ def measure(name, cfg, steps, peak):
 
     median = float(np.median(times))
     tokens = cfg["batch"] * cfg["block_size"]
-    flops = gpt_flops_per_token(model.config, cfg["block_size"]) * tokens
+    flops = flops_per_token(model.config, cfg["block_size"]) * tokens
     gflops = flops / median / 1e9
     return {
         "config": name,

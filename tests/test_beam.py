@@ -35,13 +35,11 @@ class BigramModel(StubModel):
     def new_cache(self, memory, src_mask):
         return BigramCache(memory.shape[0])
 
-    def decode_cached(self, tgt_new, cache):
-        assert not self.training and tgt_new.shape[0] == cache.batch_size
-        cache.length += tgt_new.shape[1]
-        return self.logits[tgt_new]  # (B, T_new, V)
-
-    def decode(self, tgt_in, memory, src_mask, tgt_mask):
-        return self.logits[tgt_in]
+    def decode(self, tgt_in, memory=None, src_mask=None, tgt_mask=None, cache=None):
+        if cache is not None:
+            assert not self.training and tgt_in.shape[0] == cache.batch_size and memory is None
+            cache.length += tgt_in.shape[1]
+        return self.logits[tgt_in]  # (B, T, V)
 
     def forward(self, src, tgt_in, src_mask, tgt_mask):
         return self.logits[tgt_in]
@@ -129,7 +127,7 @@ def test_the_length_penalty_decides_between_a_short_and_a_long_hypothesis(alpha,
 
 
 def random_transformer(dtype, seed=0, norm="pre"):
-    model = Transformer(13, 13, d_model=24, n_heads=2, n_layers=2, d_ff=40, dropout=0.2, max_len=32, norm=norm,
+    model = Transformer(src_vocab=13, tgt_vocab=13, d_model=24, n_heads=2, n_layers=2, d_ff=40, dropout=0.2, max_len=32, norm=norm,
                         rng=np.random.default_rng(seed), dtype=dtype)
     model.output.bias.data[EOS] += 0.7  # so that outputs end, at various places
     model.output.bias.data[[PAD, BOS]] = -30.0  # and never write PAD or BOS, as a trained model

@@ -1,12 +1,15 @@
 """Checkpoints: exact round trip (dropout generators included), atomic writes, no pickle, refusal of mismatches."""
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from transformer_np.checkpoint import load_checkpoint, load_config, save_checkpoint
 from transformer_np.layers import Dropout, Linear
+from transformer_np.recipes import build_run
 
 
 def test_round_trip_restores_parameters_step_generator_and_config(tmp_path):
@@ -96,3 +99,44 @@ def test_generators_that_do_not_match_are_refused_before_anything_is_loaded(tmp_
     save_checkpoint(path, Noisy(1, dropout=False))
     with pytest.raises(ValueError, match="missing: drop.rng"):
         load_checkpoint(path, Noisy(2))
+
+
+# -- the model's configuration, and checkpoints of the older layout ------------------------------
+
+LAYOUT1 = Path(__file__).parent / "data"  # written by the code before configuration dataclasses
+
+
+@pytest.mark.parametrize("name, recipe", [("layout1_copy.npz", "copy"), ("layout1_sort_gpt.npz", "sort-gpt")])
+def test_a_checkpoint_of_the_older_layout_still_loads(name, recipe):
+    path = LAYOUT1 / name
+    config = load_config(path)
+    assert config["recipe"] == recipe
+    with np.load(path, allow_pickle=False) as archive:
+        assert "model_config" not in archive.files  # the older layout
+        saved = {k[len("model/"):]: archive[k] for k in archive.files if k.startswith("model/")}
+    run = build_run(**config)
+    trainer = run.trainer(quiet=True)
+    assert trainer.load(path)["step"] == 2
+    for name_, p in run.model.named_parameters():
+        np.testing.assert_array_equal(p.data, saved[name_], err_msg=name_)
+
+
+def test_an_older_layout_that_does_not_fit_is_refused_saying_so():
+    run = build_run("copy", d_model=16, n_heads=2, n_layers=2, d_ff=24, max_len=6, batch_size=8, eval_size=20)
+    with pytest.raises(ValueError, match="(?s)comes from an older layout of transformer_np .*missing: encoder.layers.1"):
+        load_checkpoint(LAYOUT1 / "layout1_copy.npz", run.model)
+
+
+def test_the_model_configuration_round_trips_and_another_one_is_refused(tmp_path):
+    from transformer_np.models import GPT
+
+    model = GPT(vocab_size=7, block_size=5, n_layers=1, n_heads=2, d_model=8)
+    save_checkpoint(tmp_path / "m.npz", model)
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
+        assert json.loads(str(archive["model_config"])) == {"class": "GPTConfig", **model.config.to_dict()}
+    again = GPT(model.config)
+    load_checkpoint(tmp_path / "m.npz", again)
+    other = GPT(vocab_size=7, block_size=5, n_layers=1, n_heads=2, d_model=8, activation="relu")
+    with pytest.raises(ValueError, match="holds another model configuration:\n  activation: expected 'relu', "
+                                         "checkpoint has 'gelu'"):
+        load_checkpoint(tmp_path / "m.npz", other)

@@ -4,15 +4,9 @@
 import numpy as np
 import pytest
 
-from transformer_np.models.counting import (
-    count_parameters,
-    gpt_flops_per_token,
-    gpt_parameter_count,
-    transformer_flops_per_token,
-    transformer_parameter_count,
-)
-from transformer_np.models.gpt import GPT
-from transformer_np.models.transformer import Transformer
+from transformer_np.models.counting import count_parameters, flops_per_token, parameter_count
+from transformer_np.models.gpt import GPT, GPTConfig
+from transformer_np.models.transformer import Transformer, TransformerConfig
 
 GPT_CONFIGS = [
     {"vocab_size": 13, "block_size": 7, "n_layers": 2, "n_heads": 2, "d_model": 10},
@@ -44,15 +38,15 @@ def _slow_count(model):
 @pytest.mark.parametrize("config", GPT_CONFIGS)
 def test_gpt_formula_equals_the_built_model(config):
     model = GPT(**config)
-    assert gpt_parameter_count(model.config) == count_parameters(model) == _slow_count(model)
-    assert gpt_parameter_count(model.config, non_embedding=True) == count_parameters(model, non_embedding=True)
+    assert parameter_count(model.config) == count_parameters(model) == _slow_count(model)
+    assert parameter_count(model.config, non_embedding=True) == count_parameters(model, non_embedding=True)
 
 
 @pytest.mark.parametrize("config", TRANSFORMER_CONFIGS)
 def test_transformer_formula_equals_the_built_model(config):
     model = Transformer(**config)
-    assert transformer_parameter_count(model.config) == count_parameters(model) == _slow_count(model)
-    assert transformer_parameter_count(model.config, non_embedding=True) == count_parameters(model, non_embedding=True)
+    assert parameter_count(model.config) == count_parameters(model) == _slow_count(model)
+    assert parameter_count(model.config, non_embedding=True) == count_parameters(model, non_embedding=True)
 
 
 def test_tied_matrix_is_counted_once():
@@ -68,24 +62,24 @@ def test_non_embedding_count_is_12_L_d2_plus_exact_terms(L, d):
     config = {"vocab_size": 5, "block_size": 3, "n_layers": L, "n_heads": 1, "d_model": d}
     per_layer = (4 * d * d + 4 * d) + (8 * d * d + 5 * d) + 4 * d  # attention, FFN, two LayerNorms
     assert per_layer == 12 * d * d + 13 * d
-    n = gpt_parameter_count(config, non_embedding=True)
+    n = parameter_count(GPTConfig(**config), non_embedding=True)
     assert n == 12 * L * d * d + 13 * L * d + 2 * d
-    assert gpt_parameter_count({**config, "bias": False}, non_embedding=True) == 12 * L * d * d + 4 * L * d + 2 * d
-    assert gpt_parameter_count(config) == n + 5 * d + 3 * d  # token table (tied) + 3 positions
+    assert parameter_count(GPTConfig(**{**config, "bias": False}), non_embedding=True) == 12 * L * d * d + 4 * L * d + 2 * d
+    assert parameter_count(GPTConfig(**config)) == n + 5 * d + 3 * d  # token table (tied) + 3 positions
 
 
 def test_gpt2_small_has_124439808_parameters():
     config = {"vocab_size": 50257, "block_size": 1024, "n_layers": 12, "n_heads": 12, "d_model": 768}
-    assert gpt_parameter_count(config, non_embedding=True) == 85_056_000
-    assert gpt_parameter_count(config) == 124_439_808
+    assert parameter_count(GPTConfig(**config), non_embedding=True) == 85_056_000
+    assert parameter_count(GPTConfig(**config)) == 124_439_808
 
 
 def test_paper_base_and_big_counts():
-    assert transformer_parameter_count(BASE, non_embedding=True) == 44_138_496
-    assert transformer_parameter_count(BASE) == 63_082_496
-    assert transformer_parameter_count({**BASE, "share_embeddings": False}) == 101_007_496
+    assert parameter_count(TransformerConfig(**BASE), non_embedding=True) == 44_138_496
+    assert parameter_count(TransformerConfig(**BASE)) == 63_082_496
+    assert parameter_count(TransformerConfig(**{**BASE, "share_embeddings": False})) == 101_007_496
     big = {**BASE, "d_model": 1024, "n_heads": 16, "d_ff": 4096}
-    assert transformer_parameter_count(big) == 214_245_376
+    assert parameter_count(TransformerConfig(**big)) == 214_245_376
 
 
 def test_paper_base_model_built_by_the_library():
@@ -99,9 +93,9 @@ def test_gpt_flops_per_token_by_hand():
     config = GPT_CONFIGS[1]  # L = 4, d = 128, V = 65
     N = 4 * (12 * 128 * 128 + 13 * 128) + 2 * 128
     assert N == 793_344
-    assert gpt_flops_per_token(config, 64) == 6 * 793_344 + 12 * 4 * 64 * 128 == 5_153_280
-    assert gpt_flops_per_token(config, 64, include_logits=True) == 5_153_280 + 6 * 65 * 128
-    assert gpt_flops_per_token(config, 32) == 6 * 793_344 + 12 * 4 * 32 * 128
+    assert flops_per_token(GPTConfig(**config), 64) == 6 * 793_344 + 12 * 4 * 64 * 128 == 5_153_280
+    assert flops_per_token(GPTConfig(**config), 64, include_logits=True) == 5_153_280 + 6 * 65 * 128
+    assert flops_per_token(GPTConfig(**config), 32) == 6 * 793_344 + 12 * 4 * 32 * 128
 
 
 @pytest.mark.parametrize("config", TRANSFORMER_CONFIGS)
@@ -119,6 +113,17 @@ def test_transformer_flops_by_enumerating_the_weights(config):
         weights += 6 * p.size * (S if reads_source else T)
     L, d = config["n_layers"], config["d_model"]
     scores = 12 * L * d * (S * S + T * T + T * S)
-    assert transformer_flops_per_token(config, S, T) == pytest.approx((weights + scores) / T, rel=1e-12)
-    with_logits = transformer_flops_per_token(config, S, T, include_logits=True)
+    assert flops_per_token(TransformerConfig(**config), T, source_length=S) == pytest.approx((weights + scores) / T, rel=1e-12)
+    with_logits = flops_per_token(TransformerConfig(**config), T, source_length=S, include_logits=True)
     assert with_logits == pytest.approx((weights + scores + 6 * d * config["tgt_vocab"] * T) / T, rel=1e-12)
+
+
+def test_the_session_counts_every_model_it_builds():
+    """tests/conftest.py checks parameter_count against the built model for every GPT and
+    Transformer constructed in the session; this one builds two and sees them counted."""
+    from conftest import MODELS_COUNTED
+
+    before = len(MODELS_COUNTED)
+    GPT(**GPT_CONFIGS[0])
+    Transformer(**TRANSFORMER_CONFIGS[0])
+    assert [type(c) for c in MODELS_COUNTED[before:]] == [GPTConfig, TransformerConfig]

@@ -7,10 +7,10 @@ from helpers import StubModel
 from transformer_np.data import BOS, EOS, PAD, copy_task, make_seq2seq_batch
 from transformer_np.decode import (
     exact_match,
-    greedy_continue,
     greedy_decode,
     token_accuracy,
 )
+from transformer_np.generate import generate
 from transformer_np.layers.masks import causal_mask
 from transformer_np.models.gpt import GPT
 from transformer_np.models.transformer import Transformer
@@ -60,7 +60,7 @@ def test_without_eos_or_before_it_decodes_max_len_tokens():
 
 @pytest.fixture(scope="module")
 def seq2seq():
-    model = Transformer(13, 13, d_model=24, n_heads=2, n_layers=1, d_ff=40, dropout=0.3, max_len=16,
+    model = Transformer(src_vocab=13, tgt_vocab=13, d_model=24, n_heads=2, n_layers=1, d_ff=40, dropout=0.3, max_len=16,
                         rng=np.random.default_rng(3))
     sources, targets = copy_task(np.random.default_rng(4), 6, min_len=2, max_len=7)
     return model, make_seq2seq_batch(sources, targets)
@@ -90,10 +90,11 @@ def test_a_batch_decodes_as_each_row_alone(seq2seq):
     assert out.dtype == batch.src.dtype and model.training
 
 
-def test_greedy_continue_appends_the_argmax_of_the_last_position():
-    model = GPT(5, 8, n_layers=1, n_heads=2, d_model=12, dropout=0.2, rng=np.random.default_rng(0))
+def test_greedy_generation_appends_the_argmax_of_the_last_position():
+    model = GPT(vocab_size=5, block_size=8, n_layers=1, n_heads=2, d_model=12, dropout=0.2,
+                rng=np.random.default_rng(0))
     prompt = np.array([[1, 2, 3], [4, 0, 0]])
-    out = greedy_continue(model, prompt, 4)
+    out = generate(model, prompt, 4, temperature=0)
     assert out.shape == (2, 7) and (out[:, :3] == prompt).all()
     model.eval()
     for t in range(3, 7):

@@ -22,7 +22,8 @@ SRC_LEN, TGT_LEN = np.array([6, 4, 2]), np.array([5, 3, 4])
 def _model(norm="post", share=False, dtype=np.float64, seed=0):
     rng = np.random.default_rng(seed)
     v_tgt = V_SRC if share else V_TGT
-    model = Transformer(V_SRC, v_tgt, D, H, N, D_FF, 0.1, MAX_LEN, norm, share_embeddings=share, rng=rng, dtype=dtype)
+    model = Transformer(src_vocab=V_SRC, tgt_vocab=v_tgt, d_model=D, n_heads=H, n_layers=N, d_ff=D_FF, dropout=0.1,
+                        max_len=MAX_LEN, norm=norm, share_embeddings=share, rng=rng, dtype=dtype)
     for name, p in model.named_parameters():  # gains and biases start at 1 and 0: make them count
         if p.data.ndim == 1:
             p.data[...] = (name.endswith("norm.weight") + 0.3 * rng.standard_normal(p.shape)).astype(dtype)
@@ -103,11 +104,11 @@ def test_shapes():
     assert memory.shape == (B, S, D) and model.decode(tgt, memory, src_mask, tgt_mask).shape == (B, T, V_TGT)
     assert model.forward(src, tgt, src_mask, tgt_mask).shape == (B, T, V_TGT)
     assert model.backward(np.ones((B, T, V_TGT))) is None  # token ids have no gradient
-    layer = DecoderLayer(D, H, D_FF, rng=np.random.default_rng(0), dtype=np.float64)
+    layer = DecoderLayer(d_model=D, n_heads=H, d_ff=D_FF, rng=np.random.default_rng(0), dtype=np.float64)
     x, mem = np.ones((B, T, D)), np.ones((B, S, D))
     assert layer.forward(x, mem, tgt_mask, src_mask).shape == (B, T, D)
     assert [g.shape for g in layer.backward(x)] == [(B, T, D), (B, S, D)]  # (dx, dmemory)
-    enc = EncoderLayer(D, H, D_FF, rng=np.random.default_rng(0), dtype=np.float64)
+    enc = EncoderLayer(d_model=D, n_heads=H, d_ff=D_FF, rng=np.random.default_rng(0), dtype=np.float64)
     assert enc.forward(mem, src_mask).shape == enc.backward(mem).shape == (B, S, D)
 
 
@@ -163,7 +164,8 @@ def test_shared_embedding_is_one_parameter_whose_gradient_sums_three_uses():
     names = [n for n, _ in shared.named_parameters()]
     assert "src_embed.weight" in names and not {"tgt_embed.weight", "output.weight"} & set(names)
     # The same function with three separate copies of the table.
-    untied = Transformer(V_SRC, V_SRC, D, H, N, D_FF, 0.1, MAX_LEN, rng=np.random.default_rng(5), dtype=np.float64)
+    untied = Transformer(src_vocab=V_SRC, tgt_vocab=V_SRC, d_model=D, n_heads=H, n_layers=N, d_ff=D_FF, dropout=0.1,
+                         max_len=MAX_LEN, rng=np.random.default_rng(5), dtype=np.float64)
     state = shared.state_dict()
     E = state["src_embed.weight"]
     untied.load_state_dict({**state, "tgt_embed.weight": E, "output.weight": E.T, "output.bias": np.zeros(V_SRC)})
@@ -202,24 +204,25 @@ def test_dropout_is_active_in_train_mode_only():
 
 def test_config_round_trip():
     model = _model("pre", share=True)
-    config = json.loads(json.dumps(model.config))  # JSON-able
+    config = json.loads(json.dumps(model.config.to_dict()))  # JSON-able
     sizes = {"src_vocab": V_SRC, "tgt_vocab": V_SRC, "d_model": D, "n_heads": H, "n_layers": N, "d_ff": D_FF}
-    rest = {"dropout": 0.1, "max_len": MAX_LEN, "norm": "pre", "activation": "relu", "share_embeddings": True}
+    rest = {"dropout": 0.1, "max_len": MAX_LEN, "norm": "pre", "activation": "relu", "share_embeddings": True,
+            "bias": True}
     assert config == {**sizes, **rest}
-    rebuilt = Transformer.from_config(config, rng=np.random.default_rng(0), dtype=np.float64)
+    rebuilt = Transformer(config, rng=np.random.default_rng(0), dtype=np.float64)
     assert rebuilt.config == model.config
     assert {n: p.shape for n, p in rebuilt.named_parameters()} == {n: p.shape for n, p in model.named_parameters()}
     rebuilt.load_state_dict(model.state_dict())
     src, tgt, src_mask, tgt_mask = _batch(v_tgt=V_SRC)
     z = model.forward(src, tgt, src_mask, tgt_mask)
     np.testing.assert_array_equal(rebuilt.eval().forward(src, tgt, src_mask, tgt_mask), z)
-    with pytest.raises(ValueError, match=r"unknown keys \['heads'\]"):
-        Transformer.from_config({**config, "heads": 2})
+    with pytest.raises(TypeError, match=r"TransformerConfig: expected fields among .* received unknown fields \['heads'\]"):
+        Transformer({**config, "heads": 2})
 
 
 def test_errors_name_expected_and_received():
     with pytest.raises(ValueError, match="expected src_vocab == tgt_vocab, received src_vocab=11, tgt_vocab=9"):
-        Transformer(V_SRC, V_TGT, D, H, N, D_FF, share_embeddings=True)
+        Transformer(src_vocab=V_SRC, tgt_vocab=V_TGT, d_model=D, n_heads=H, n_layers=N, d_ff=D_FF, share_embeddings=True)
     model = _model()
     src, tgt, src_mask, tgt_mask = _batch()
     with pytest.raises(ValueError, match=r"src_mask: expected .*\(3, 2, 1, 6\).*received shape \(3, 1, 1, 5\)"):

@@ -4,7 +4,7 @@ and the draw (dec.13) as numbers; generate() with and without the KV cache, past
 import numpy as np
 import pytest
 
-from transformer_np.decode import GPTStepper, greedy_continue
+from transformer_np.decode import GPTStepper
 from transformer_np.generate import (
     draw,
     generate,
@@ -21,7 +21,7 @@ V, BLOCK = 11, 9
 
 @pytest.fixture(scope="module")
 def gpt():
-    return GPT(V, BLOCK, n_layers=2, n_heads=2, d_model=14, dropout=0.2, rng=np.random.default_rng(0),
+    return GPT(vocab_size=V, block_size=BLOCK, n_layers=2, n_heads=2, d_model=14, dropout=0.2, rng=np.random.default_rng(0),
                dtype=np.float64)
 
 
@@ -161,7 +161,7 @@ def test_greedy_past_the_block_size_uses_the_last_block_size_tokens(gpt):
         context = out[:, max(0, t - BLOCK):t]
         assert gpt.forward(context)[0, -1].argmax() == out[0, t]
     gpt.train()
-    np.testing.assert_array_equal(out, greedy_continue(gpt, np.array([[3, 1, 4]]), 2 * BLOCK))
+    np.testing.assert_array_equal(out, generate(gpt, np.array([[3, 1, 4]]), 2 * BLOCK, temperature=0, use_cache=False))
 
 
 def test_the_cache_restarts_once_per_token_after_the_block_is_full(gpt):

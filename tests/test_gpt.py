@@ -9,7 +9,8 @@ import pytest
 
 from transformer_np.layers.tied import TiedOutput
 from transformer_np.loss import CrossEntropyLoss
-from transformer_np.models.gpt import GPT
+from transformer_np.models.gpt import GPT, GPTConfig
+from transformer_np.models.transformer import TransformerConfig
 from transformer_np.module import Parameter
 
 CONFIG = {"vocab_size": 13, "block_size": 7, "n_layers": 2, "n_heads": 2, "d_model": 10}
@@ -61,12 +62,11 @@ def test_padding_mask_hides_a_key_from_every_other_position():
     assert np.abs(model.forward(changed)[1, 5] - model.forward(idx)[1, 5]).max() > 1e-3
 
 
-def test_causal_mask_is_built_once_and_sliced():
+def test_the_mask_is_the_causal_one_and_with_a_cache_its_rows_after_the_cached_positions():
     model = _model()
-    assert model.causal.shape == (1, 1, 7, 7)
-    np.testing.assert_array_equal(model.causal[0, 0], np.tril(np.ones((7, 7), dtype=bool)))
-    sliced = model._mask(B, 4, None)
-    assert sliced.shape == (1, 1, 4, 4) and np.shares_memory(sliced, model.causal)
+    np.testing.assert_array_equal(model._mask(B, 4, 0, None)[0, 0], np.tril(np.ones((4, 4), dtype=bool)))
+    rows = model._mask(B, 2, 3, None)  # 2 new positions after 3 cached ones
+    np.testing.assert_array_equal(rows[0, 0], np.tril(np.ones((5, 5), dtype=bool))[3:])
 
 
 def test_sequence_longer_than_block_size_is_refused_naming_both():
@@ -88,8 +88,10 @@ def test_bad_inputs_are_refused():
         model.forward(_idx(), mask=np.ones((B, 1, 1, 5), dtype=bool))
     with pytest.raises(RuntimeError, match="GPT.backward.*called before forward"):
         model.backward(np.zeros((B, T, 13)))
-    with pytest.raises(ValueError, match="d_model must be divisible by n_heads"):
-        GPT(13, 7, 2, 3, 10)
+    with pytest.raises(ValueError, match="GPTConfig: expected d_model divisible by n_heads, received d_model=10, n_heads=3"):
+        GPT(vocab_size=13, block_size=7, n_layers=2, n_heads=3, d_model=10)
+    with pytest.raises(TypeError, match="takes from 1 to 2 positional arguments but 6 were given"):
+        GPT(13, 7, 2, 3, 10)  # fields are passed by keyword (or as a GPTConfig)
 
 
 def test_output_layer_shares_the_token_embedding_and_it_is_listed_once():
@@ -117,7 +119,8 @@ def test_tied_gradient_is_the_embedding_part_plus_the_output_part():
 
 
 def test_gpt2_initialisation():
-    model = GPT(50, 32, 4, 4, 64, rng=np.random.default_rng(0), dtype=np.float64)
+    model = GPT(vocab_size=50, block_size=32, n_layers=4, n_heads=4, d_model=64, rng=np.random.default_rng(0),
+                dtype=np.float64)
     params = dict(model.named_parameters())
     residual = [p.data for n, p in params.items() if n.endswith(("w_o.weight", "w_2.weight"))]
     other = [p.data for n, p in params.items() if p.data.ndim == 2 and not n.endswith(("w_o.weight", "w_2.weight"))]
@@ -158,9 +161,10 @@ def test_dropout_only_in_training_mode():
 
 def test_config_round_trip():
     model = _model(dropout=0.1, bias=False, activation="gelu_tanh")
-    text = json.dumps(model.config)
-    again = GPT.from_config(json.loads(text), rng=np.random.default_rng(0), dtype=np.float64)
-    assert again.config == model.config
+    assert isinstance(model.config, GPTConfig)
+    text = json.dumps(model.config.to_dict())
+    again = GPT(json.loads(text), rng=np.random.default_rng(0), dtype=np.float64)
+    assert again.config == model.config and GPTConfig.from_dict(json.loads(text)) == model.config
     a, b = model.state_dict(), again.state_dict()
     assert list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)  # same seed, same weights
     assert not any(n.endswith(("sublayer.w_1.bias", "w_q.bias")) for n in a)  # bias=False
@@ -175,6 +179,12 @@ def test_activation_and_bias_options_give_the_expected_logits_shape():
         model.backward(np.ones_like(out))
 
 
-def test_from_config_refuses_unknown_keys():
-    with pytest.raises(ValueError, match=r"config: expected keys among .*received unknown keys \['n_layer'\]"):
-        GPT.from_config({**CONFIG, "n_layer": 3})
+def test_a_configuration_with_an_unknown_field_is_refused_naming_the_expected_ones():
+    with pytest.raises(TypeError, match=r"GPTConfig: expected fields among \[.*'n_layers'.*\].*received unknown fields \['n_layer'\]"):
+        GPT({**CONFIG, "n_layer": 3})
+    with pytest.raises(TypeError, match=r"received unknown fields \['n_layer'\]"):
+        GPTConfig(**CONFIG, n_layer=3)
+    with pytest.raises(TypeError, match="expected a GPTConfig or its fields as keywords, received both"):
+        GPT(GPTConfig(**CONFIG), n_layers=3)
+    with pytest.raises(TypeError, match=r"config: expected a GPTConfig \(or a dict of its fields\), received TransformerConfig"):
+        GPT(TransformerConfig(src_vocab=5, tgt_vocab=5))

@@ -142,7 +142,7 @@ def test_plot_loss_curves_from_a_trainer_history(tmp_path):
 
 def test_attention_maps_of_a_transformer():
     rng = np.random.default_rng(3)
-    model = Transformer(13, 13, d_model=12, n_heads=3, n_layers=2, d_ff=20, dropout=0.0, rng=rng)
+    model = Transformer(src_vocab=13, tgt_vocab=13, d_model=12, n_heads=3, n_layers=2, d_ff=20, dropout=0.0, rng=rng)
     with pytest.raises(ValueError, match="expected a forward pass first"):
         viz.attention_maps(model)
     batch = make_seq2seq_batch([np.array([3, 4, 5, 6, 7]), np.array([8, 9])], [np.array([5, 4, 3]), np.array([9])])
@@ -160,7 +160,7 @@ def test_attention_maps_of_a_transformer():
 
 
 def test_attention_maps_of_a_gpt_and_the_bertviz_format():
-    model = GPT(7, 9, n_layers=3, n_heads=2, d_model=8, rng=np.random.default_rng(4))
+    model = GPT(vocab_size=7, block_size=9, n_layers=3, n_heads=2, d_model=8, rng=np.random.default_rng(4))
     model.forward(np.array([[1, 2, 3, 4, 5, 6]]))
     maps = viz.attention_maps(model)
     assert list(maps) == ["self"] and [m.shape for m in maps["self"]] == [(2, 6, 6)] * 3

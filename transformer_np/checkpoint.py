@@ -10,6 +10,8 @@ Layout of the archive (every entry a plain array, so it loads with ``allow_pickl
     step                     the number of optimisation steps taken
     rng                      the generator's bit-generator state, as a JSON string
     config                   the run's configuration (a JSON-able dict), as a JSON string
+    model_config             the model's own configuration (``model.config.to_dict()`` and its
+                             class name), as a JSON string, when the model has one
     extra/<key>              any further arrays the caller passes (the trainer's history)
 
 Saving the dropout generators as well as the weights is what lets a resumed run draw the same
@@ -51,6 +53,8 @@ def save_checkpoint(path, model, optimizer=None, step=0, rng=None, config=None, 
     if rng is not None:
         arrays["rng"] = np.asarray(json.dumps(rng.bit_generator.state))
     arrays["config"] = np.asarray(json.dumps(config or {}))
+    if _model_config(model) is not None:
+        arrays["model_config"] = np.asarray(json.dumps(_model_config(model)))
     arrays.update({f"extra/{key}": np.asarray(value) for key, value in (extra or {}).items()})
     bad = [k for k, v in arrays.items() if v.dtype == object]
     if bad:
@@ -87,8 +91,15 @@ def load_checkpoint(path, model, optimizer=None, rng=None, config=None):
         diffs = [f"{k}: expected {config.get(k)!r}, checkpoint has {saved_config.get(k)!r}" for k in keys
                  if config.get(k) != saved_config.get(k)]
         raise ValueError(f"checkpoint {path} was written for another configuration:\n  " + "\n  ".join(diffs))
-    generators = _matching_generators(path, model, entries)  # checked before anything is changed
-    model.load_state_dict({k[len("model/"):]: v for k, v in entries.items() if k.startswith("model/")})
+    _check_model_config(path, model, entries)
+    try:
+        generators = _matching_generators(path, model, entries)  # checked before anything is changed
+        model.load_state_dict({k[len("model/"):]: v for k, v in entries.items() if k.startswith("model/")})
+    except ValueError as error:
+        if "model_config" in entries or _model_config(model) is None:
+            raise
+        raise ValueError(f"checkpoint {path} comes from an older layout of transformer_np (it holds no "
+                         f"model_config) and its parameters do not fit this model: {error}") from error
     for name, g in generators.items():
         g.bit_generator.state = json.loads(str(entries[f"model_rng/{name}"]))
     if optimizer is not None:
@@ -108,6 +119,28 @@ def load_config(path):
     """The configuration saved in the checkpoint at ``path`` (to rebuild its model before loading)."""
     with np.load(path, allow_pickle=False) as archive:
         return json.loads(str(archive["config"]))
+
+
+def _model_config(model):
+    """{"class": ..., field: value, ...} of a model built from a configuration object, else None."""
+    config = getattr(model, "config", None)
+    if not hasattr(config, "to_dict"):
+        return None
+    return {"class": type(config).__name__, **config.to_dict()}
+
+
+def _check_model_config(path, model, entries):
+    """Refuse a checkpoint whose saved model configuration differs from the model's, listing the
+    differences. A checkpoint without one (an older layout) is let through: its parameters are
+    still checked name by name and shape by shape."""
+    mine = _model_config(model)
+    if mine is None or "model_config" not in entries:
+        return
+    saved = json.loads(str(entries["model_config"]))
+    if saved != mine:
+        diffs = [f"{k}: expected {mine.get(k)!r}, checkpoint has {saved.get(k)!r}"
+                 for k in sorted(set(saved) | set(mine)) if saved.get(k) != mine.get(k)]
+        raise ValueError(f"checkpoint {path} holds another model configuration:\n  " + "\n  ".join(diffs))
 
 
 def _matching_generators(path, model, entries):

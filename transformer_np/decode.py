@@ -2,7 +2,7 @@
 the accuracy of what it produces.
 
     ids = greedy_decode(model, src, src_mask, max_len=12, bos=BOS, eos=EOS)   encoder-decoder
-    ids = greedy_continue(gpt, prompt, num_new=6)                              decoder-only
+    ids = generate(gpt, prompt, 6, temperature=0)      decoder-only: generate.py (greedy at 0)
 
 Greedy decoding feeds the model its own most likely token, one position at a time. Both
 model families reach the model through a *stepper*, which answers one question: "given every
@@ -69,7 +69,7 @@ class Seq2SeqStepper:
             t = tokens.shape[1]
             logits = self.model.decode(tokens, self.memory, self.src_mask, causal_mask(t, get_array_module(tokens)))
         else:
-            logits = self.model.decode_cached(tokens[:, self.fed:], self.cache)
+            logits = self.model.decode(tokens[:, self.fed:], cache=self.cache)
             self.fed = tokens.shape[1]
         return logits[:, -1]
 
@@ -110,7 +110,7 @@ class GPTStepper:
             self.restarts += self.cache is not None
             self.cache, self.start = self.model.new_cache(self.batch_size), max(0, T - block)
         new = tokens[:, self.start + self.cache.length:]
-        return self.model.forward_cached(new, self.cache)[:, -1]
+        return self.model.forward(new, cache=self.cache)[:, -1]
 
 
 def greedy_decode(model, src, src_mask, max_len, bos, eos=None, pad=PAD, use_cache=None):
@@ -140,23 +140,6 @@ def greedy_decode(model, src, src_mask, max_len, bos, eos=None, pad=PAD, use_cac
                 if bool(done.all()):
                     break
     return out[:, 1:]
-
-
-def greedy_continue(model, idx, num_new, use_cache=None):
-    """(B, T0 + num_new) ids: a decoder-only model's prompt ``idx`` (B, T0) and its greedy continuation.
-
-    Every new token is the argmax of the next-token logits of everything so far (cropped to
-    the last ``block_size`` tokens once the sequence is longer: see ``GPTStepper``).
-    ``generate(model, idx, num_new, temperature=0)`` in generate.py gives the same tokens.
-    """
-    check_ndim(idx, 2, "idx", "(B, T0)")
-    xp = get_array_module(idx)
-    with eval_mode(model):
-        step = GPTStepper(model, idx.shape[0], use_cache)
-        for _ in range(check_int(num_new, "num_new", low=0)):
-            next_ids = step(idx).argmax(axis=-1).astype(idx.dtype)
-            idx = xp.concatenate([idx, next_ids[:, None]], axis=1)
-    return idx
 
 
 def exact_match(pred, target, pad=PAD):

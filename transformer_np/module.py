@@ -10,6 +10,8 @@ output matrix) receives the sum of both contributions with no special case; call
 ``zero_grad()`` before each new backward pass.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .backend import backend_name, get_array_module, get_backend, to_backend, to_numpy
@@ -204,3 +206,19 @@ class Module:
                 if hasattr(value, "__array__") and hasattr(value, "dtype") and not isinstance(value, Parameter):
                     setattr(m, name, to_backend(value, backend))
         return self
+
+
+@contextmanager
+def no_backward(module):
+    """Inside the ``with`` block, forwards below ``module`` keep nothing for backward (as in
+    ``inference_mode``); afterwards every module is back in the mode it was in. A KV-cache
+    forward runs this way: it is inference only."""
+    modules = module.modules()
+    kept = [m.keeps_for_backward for m in modules]
+    for m in modules:
+        m.keeps_for_backward = False
+    try:
+        yield module
+    finally:
+        for m, keep in zip(modules, kept):
+            m.keeps_for_backward = keep

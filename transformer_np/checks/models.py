@@ -23,7 +23,7 @@ from ..layers.multihead import MultiHeadAttention
 from ..layers.norm import LayerNorm
 from ..models.decoder import Decoder
 from ..models.encoder import Encoder
-from ..models.transformer import Transformer
+from ..models.transformer import Transformer, TransformerConfig
 from . import GradCase, WHOLE_MODEL_TOLERANCE
 
 B2, S, T2, D_MODEL, H, D_FF, N_LAYERS, MAX_LEN = 2, 5, 4, 6, 2, 7, 2, 16
@@ -88,8 +88,9 @@ def _masks():
 def _transformer(norm, activation, dropout=0.0, share=False):
     def build(rng, dtype):
         tgt_vocab = V_SRC if share else V_TGT
-        sizes = (D_MODEL, H, N_LAYERS, D_FF, dropout, MAX_LEN)
-        model = Transformer(V_SRC, tgt_vocab, *sizes, norm, activation, share, rng=rng, dtype=dtype)
+        model = Transformer(src_vocab=V_SRC, tgt_vocab=tgt_vocab, d_model=D_MODEL, n_heads=H, n_layers=N_LAYERS,
+                            d_ff=D_FF, dropout=dropout, max_len=MAX_LEN, norm=norm, activation=activation,
+                            share_embeddings=share, rng=rng, dtype=dtype)
         _prepare(model, rng)
         src, tgt_in = _ids(rng, V_SRC, SRC_LENGTHS, S), _ids(rng, tgt_vocab, TGT_LENGTHS, T2)
         src_mask, tgt_mask = _masks()
@@ -108,7 +109,7 @@ def _transformer(norm, activation, dropout=0.0, share=False):
 def _model_labels(build):
     """{dotted name: labels} for every parameter of the model ``build`` makes (tf.13 for a shared table)."""
     model = build(np.random.default_rng(0), np.float64)[0]
-    shared = model.config["share_embeddings"]
+    shared = model.config.share_embeddings
     labels = {}
     for name, _ in model.named_parameters():
         labels[name] = _PART_LABELS[name.split(".")[0]]
@@ -122,9 +123,15 @@ def _model_case(title, build):
 
 
 # -- the stacks alone: their float inputs are checked directly ---------------------------------
+def _stack_config(norm):
+    """The stacks' configuration: the whole-model sizes, no dropout, the smooth GELU."""
+    return TransformerConfig(src_vocab=V_SRC, tgt_vocab=V_TGT, d_model=D_MODEL, n_heads=H, n_layers=N_LAYERS,
+                             d_ff=D_FF, dropout=0.0, max_len=MAX_LEN, norm=norm, activation="gelu_tanh")
+
+
 def _decoder(norm):
     def build(rng, dtype):
-        decoder = Decoder(N_LAYERS, D_MODEL, H, D_FF, 0.0, norm, "gelu_tanh", rng=rng, dtype=dtype)
+        decoder = Decoder(_stack_config(norm), rng=rng, dtype=dtype)
         _prepare(decoder, rng)
         x = rng.standard_normal((B2, T2, D_MODEL)).astype(dtype)
         memory = rng.standard_normal((B2, S, D_MODEL)).astype(dtype)
@@ -136,7 +143,7 @@ def _decoder(norm):
 
 def _encoder(norm):
     def build(rng, dtype):
-        encoder = Encoder(N_LAYERS, D_MODEL, H, D_FF, 0.0, norm, "gelu_tanh", rng=rng, dtype=dtype)
+        encoder = Encoder(_stack_config(norm), rng=rng, dtype=dtype)
         _prepare(encoder, rng)
         x = rng.standard_normal((B2, S, D_MODEL)).astype(dtype)
         return encoder, (x,), {"mask": _masks()[0]}

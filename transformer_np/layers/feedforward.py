@@ -27,20 +27,20 @@ class PositionwiseFeedForward(Module):
     ``dropout`` acts on the d_ff hidden units, after the activation, as in the Annotated
     Transformer (and tensor2tensor's ``relu_dropout``); the paper itself only mentions the
     dropout on each sub-layer's output, which belongs to ``Residual``. ``dropout=0.0`` (the
-    default) makes it the identity.
+    default) makes it the identity. ``bias=False`` drops b1 and b2.
     """
 
-    def __init__(self, d_model, d_ff, activation="relu", dropout=0.0, *, rng=None, dtype=None):
+    def __init__(self, d_model, d_ff, activation="relu", dropout=0.0, *, bias=True, rng=None, dtype=None):
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation: expected one of {', '.join(map(repr, ACTIVATIONS))}, received {activation!r}"
             )
         rng = make_rng(rng)
         self.d_model, self.d_ff, self.activation_name = d_model, d_ff, activation
-        self.w_1 = Linear(d_model, d_ff, rng=rng, dtype=dtype)
+        self.w_1 = Linear(d_model, d_ff, bias, rng=rng, dtype=dtype)
         self.activation = ACTIVATIONS[activation]()
         self.dropout = Dropout(dropout, rng=rng)
-        self.w_2 = Linear(d_ff, d_model, rng=rng, dtype=dtype)
+        self.w_2 = Linear(d_ff, d_model, bias, rng=rng, dtype=dtype)
 
     def forward(self, x):
         """H = x W1 + b1 (ffn.1); A = act(H) (ffn.2); A' = dropout(A) (ffn.3); y = A' W2 + b2 (ffn.4).

@@ -212,6 +212,22 @@ class KVCache:
         return "\n".join(lines)
 
 
+def check_kv_cache(cache, n_layers, batch_size, cross):
+    """Refuse, naming expected and received, a ``cache`` that is not a KVCache of ``n_layers``
+    layers and ``batch_size`` rows, with (``cross``) or without cross-attention entries. Each
+    attention layer then checks that its own entry fits it (heads, head size, dtype)."""
+    kind = "an encoder-decoder's (from new_cache(memory, src_mask))" if cross else "a decoder-only model's"
+    if not isinstance(cache, KVCache):
+        raise TypeError(f"cache: expected {kind} KVCache, received {type(cache).__name__}")
+    received = (cache.n_layers, cache.batch_size, cache.cross_attn is not None)
+    if received != (n_layers, batch_size, cross):
+        raise ValueError(
+            f"cache: expected {kind} KVCache of {n_layers} layers and batch {batch_size}, received one of "
+            f"{cache.n_layers} layers and batch {cache.batch_size}"
+            + ("" if received[2] == cross else (" with cross-attention entries" if received[2] else " without cross-attention entries"))
+        )
+
+
 def _reallocated(buf, length, capacity, rows=None):
     """A zeroed (B', H, capacity, Dh) buffer holding buf[rows, :, :length] (all rows if None)."""
     xp = get_array_module(buf)

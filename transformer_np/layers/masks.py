@@ -4,6 +4,7 @@ Every mask is broadcastable to the score shape (B, H, Tq, Tk), one axis per ques
 "which batch element, which head, which query, which key":
 
     causal_mask(T)                      (1, 1, T, T)   query t sees keys 0..t
+    causal_mask(T, offset=t0)           (1, 1, T, t0 + T)  the rows t0 .. t0+T-1 of a longer one
     padding_mask_from_lengths(lengths, T)  (B, 1, 1, T)   key j of sequence b is real if j < lengths[b]
     padding_mask_from_ids(ids, pad_id)  (B, 1, 1, T)   key j of sequence b is real if ids[b, j] != pad_id
     combine_masks(m1, m2, ...)          logical AND with broadcasting (None entries ignored)
@@ -17,15 +18,17 @@ from ..backend import get_array_module, get_backend
 from ..validate import check_int, check_int_ids, check_ndim
 
 
-def causal_mask(T, xp=None):
-    """(1, 1, T, T) lower-triangular mask: query t may attend to keys 0..t, never the future.
+def causal_mask(T, xp=None, offset=0):
+    """(1, 1, T, offset + T) mask: query i (at position offset + i) may attend to keys
+    0 .. offset + i, never the future. With offset 0 it is the (1, 1, T, T) lower triangle; with
+    an offset it is rows offset .. offset + T - 1 of the causal mask of length offset + T, as
+    a KV-cached step needs (its queries are the new positions, its keys every position so far).
 
     ``xp`` is the array module to build it with (NumPy when None; pass CuPy for a GPU mask).
     """
-    T = check_int(T, "T")
+    T, offset = check_int(T, "T"), check_int(offset, "offset", low=0)
     xp = get_backend("numpy") if xp is None else xp
-    T = int(T)
-    return xp.tril(xp.ones((T, T), dtype=bool))[None, None, :, :]
+    return xp.tril(xp.ones((T, offset + T), dtype=bool), k=offset)[None, None, :, :]
 
 
 def padding_mask_from_lengths(lengths, T):

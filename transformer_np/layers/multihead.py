@@ -1,15 +1,14 @@
 """Multi-head attention: project, split into heads, attend, merge, project. Derivation: notes/multihead.md."""
 
+from contextlib import nullcontext
+
 from ..init import make_rng
-from ..module import Module
-from ..validate import check_float, check_last_dim, check_ndim, check_same_dtype
+from ..module import Module, no_backward
+from ..validate import check_float, check_int, check_last_dim, check_ndim, check_same_dtype
 from .attention import ScaledDotProductAttention
 from .kv_cache import CrossAttentionCache, SelfAttentionCache
 from .linear import Linear
 from .masks import check_mask
-
-_INFERENCE_ONLY = "cached forward"  # what a cached forward saves instead of a backward cache
-
 
 def split_heads(X, n_heads):
     """(B, T, H * Dh) -> (B, H, T, Dh): column block h of X becomes head h (mha.2). A view when X is contiguous."""
@@ -35,15 +34,16 @@ class MultiHeadAttention(Module):
     this); the dropout on the layer's output is the residual wrapper's job. ``attn_weights`` is
     the last softmax P, (B, H, Tq, Tk), before dropout, for plotting heatmaps.
 
-    Incremental decoding (notes/decoding.md): ``forward(x, mask=..., cache=c)`` with a
-    SelfAttentionCache (``self_cache(B, max_len)``) appends the new tokens' K, V and attends
-    to every cached position; with a CrossAttentionCache (``cross_cache(memory)``, made once
-    per source) it reuses the memory's K, V. That path is inference only: eval mode, and
-    nothing is kept for backward (a backward after it raises).
+    Incremental decoding (notes/decoding.md) is the same forward with a ``cache``: a
+    SelfAttentionCache (``self_cache(B, max_len)``) receives the new tokens' K, V and the
+    queries attend to every cached position; a CrossAttentionCache (``cross_cache(memory)``,
+    made once per source) holds the memory's K, V. A forward with a cache is inference only:
+    eval mode, and nothing is kept for backward (a backward after it raises).
     """
 
-    def __init__(self, d_model, n_heads, dropout=0.0, bias=True, *, rng=None, dtype=None):
-        if n_heads < 1 or d_model % n_heads != 0:
+    def __init__(self, d_model, n_heads, *, dropout=0.0, bias=True, rng=None, dtype=None):
+        d_model, n_heads = check_int(d_model, "d_model"), check_int(n_heads, "n_heads")
+        if d_model % n_heads != 0:
             raise ValueError(
                 f"d_model must be divisible by n_heads: expected d_model = n_heads * d_head, "
                 f"received d_model={d_model}, n_heads={n_heads}"
@@ -66,19 +66,30 @@ class MultiHeadAttention(Module):
 
         x: (B, Tq, D); memory: (B, Tk, D) or None (self-attention, Tk = Tq);
         mask: boolean, broadcastable to (B, H, Tq, Tk), True = may attend -> Y: (B, Tq, D).
+        cache: None, or (inference, eval mode) a SelfAttentionCache, to which K, V of x are
+        appended (dec.3) so that Tk = cache.length + Tq, or a CrossAttentionCache holding the
+        memory's K, V (dec.4), Tk = its length; ``memory`` is None with a cache.
         Caches only whether this was cross-attention; the projections and the attention cache
-        their own inputs. With ``cache`` given, this is ``forward_cached`` (inference only).
+        their own inputs. With a cache nothing at all is kept for backward.
         """
-        if cache is not None:
-            return self.forward_cached(x, cache, memory=memory, mask=mask)
-        self._check_inputs(x, memory, mask)
-        source = x if memory is None else memory
-        Q = split_heads(self.w_q.forward(x), self.n_heads)  # (mha.1), (mha.2)
-        K = split_heads(self.w_k.forward(source), self.n_heads)
-        V = split_heads(self.w_v.forward(source), self.n_heads)
-        O = self.attention.forward(Q, K, V, mask=mask)  # (mha.3)
-        self.save_for_backward(memory is not None)
-        return self.w_o.forward(merge_heads(O))  # (mha.4), (mha.5)
+        self._check_inputs(x, memory, mask, cache)
+        with no_backward(self) if cache is not None else nullcontext():
+            Q = split_heads(self.w_q.forward(x), self.n_heads)  # (B, H, Tq, Dh)  (mha.1), (mha.2)
+            K, V = self._keys_and_values(x if memory is None else memory, cache)  # (B, H, Tk, Dh)
+            O = self.attention.forward(Q, K, V, mask=mask)  # (B, H, Tq, Dh)  (mha.3)
+            y = self.w_o.forward(merge_heads(O))  # (B, Tq, D)  (mha.4), (mha.5)
+            self.save_for_backward(memory is not None, output=y)
+        return y
+
+    def _keys_and_values(self, source, cache):
+        """K, V (B, H, Tk, Dh) of ``source`` (mha.1), (mha.2): computed, or read from / appended to the cache."""
+        if isinstance(cache, CrossAttentionCache):
+            return cache.k, cache.v  # (dec.4): the memory's K, V, computed once
+        K = split_heads(self.w_k.forward(source), self.n_heads)  # (B, H, T, Dh)
+        V = split_heads(self.w_v.forward(source), self.n_heads)  # (B, H, T, Dh)
+        if cache is None:
+            return K, V
+        return cache.append(K, V)  # (B, H, length + T, Dh)  (dec.3): every position so far
 
     def backward(self, dout):
         """Back through w_o (mha.6), merge (mha.7), attention, split (mha.8), the three projections.
@@ -88,26 +99,19 @@ class MultiHeadAttention(Module):
         (dx, dmemory) with dx from the query path and dmemory (B, Tk, D) the sum of the key and
         value paths (mha.10). Adds into the gradients of w_o (mha.6) and of w_q, w_k, w_v (mha.11).
         """
-        is_cross = self.saved()[0]
-        if is_cross is _INFERENCE_ONLY:
-            raise RuntimeError(
-                "MultiHeadAttention.backward() after a cached forward: expected a training forward "
-                "(cache=None) before backward, received the KV-cache path, which keeps nothing for backward"
-            )
+        (is_cross,) = self.saved(dout)
         dO = split_heads(self.w_o.backward(dout), self.n_heads)  # (mha.6), (mha.7)
         dQ, dK, dV = self.attention.backward(dO)  # (attn.5)-(attn.9)
         # merge (mha.8), then each projection's backward: one term of (mha.9)/(mha.10) and (mha.11)
         dsource_v = self.w_v.backward(merge_heads(dV))
         dsource_k = self.w_k.backward(merge_heads(dK))
         dx = self.w_q.backward(merge_heads(dQ))
-        dsource = dsource_k
-        dsource += dsource_v  # in place: both are fresh arrays of the projections' backward
+        dsource = dsource_k + dsource_v
         if is_cross:
             return dx, dsource  # (mha.10)
-        dx += dsource
-        return dx  # (mha.9)
+        return dx + dsource  # (mha.9)
 
-    # -- incremental decoding: the KV cache (notes/decoding.md) --------------------------------
+    # -- the caches of incremental decoding (notes/decoding.md) ----------------------------------
     def self_cache(self, batch_size, max_len, capacity=None):
         """An empty SelfAttentionCache for this layer: K, V buffers (B, H, capacity, Dh) in the
         parameters' dtype and backend, at most ``max_len`` positions."""
@@ -119,57 +123,12 @@ class MultiHeadAttention(Module):
 
         memory: (B, S, D) -> CrossAttentionCache with K, V of shape (B, H, S, Dh).
         """
-        self._check_inputs(memory, None, None, "memory")
-        K = split_heads(self.w_k.forward(memory), self.n_heads)
-        V = split_heads(self.w_v.forward(memory), self.n_heads)
+        self._check_inputs(memory, None, None, None, "memory")
+        with no_backward(self):
+            K, V = self._keys_and_values(memory, None)
         return CrossAttentionCache(K, V)
 
-    def forward_cached(self, x, cache, memory=None, mask=None):
-        """Y as in forward (mha.1)-(mha.5), the keys and values coming from ``cache`` (dec.2)-(dec.4).
-
-        x: (B, T_new, D), the tokens at positions cache.length .. cache.length + T_new - 1.
-        cache: a SelfAttentionCache, to which this call appends K, V of x (dec.3), after which
-        the queries attend to all Tk = length + T_new cached positions; or a
-        CrossAttentionCache, whose K, V (Tk = S) were computed from the memory once (dec.4).
-        ``memory`` must be None (a cross-attention cache already holds it).
-        mask: boolean, broadcastable to (B, H, T_new, Tk), e.g. the rows length .. length+T_new-1
-        of the causal mask. -> Y: (B, T_new, D).
-        Inference only: needs eval mode (dropout off, so that cached = uncached) and keeps
-        nothing for backward; a backward after it raises RuntimeError.
-        """
-        if self.training:
-            raise RuntimeError(
-                "MultiHeadAttention: the KV-cache path is for inference: expected eval mode "
-                "(call model.eval()), received training mode"
-            )
-        if memory is not None:
-            raise ValueError("memory: expected None with a cache (a cross-attention cache holds the memory's K, V)")
-        self._check_inputs(x, None, None)
-        B, T_new, _ = x.shape
-        if isinstance(cache, SelfAttentionCache):
-            Tk = cache.length + T_new
-        elif isinstance(cache, CrossAttentionCache):
-            Tk = cache.length
-        else:
-            raise TypeError(
-                f"cache: expected a SelfAttentionCache or CrossAttentionCache, received {type(cache).__name__}"
-            )
-        if cache.k.shape[:2] != (B, self.n_heads) or cache.k.shape[3] != self.d_head:
-            raise ValueError(
-                f"cache: expected K, V of shape (B, H, t, Dh) = ({B}, {self.n_heads}, t, {self.d_head}), "
-                f"received {tuple(cache.k.shape)}"
-            )
-        check_mask(mask, B, self.n_heads, T_new, Tk)
-        Q = split_heads(self.w_q.forward(x), self.n_heads)  # (mha.1), (mha.2)
-        if isinstance(cache, SelfAttentionCache):  # (dec.3): append, then attend to everything so far
-            K, V = cache.append(split_heads(self.w_k.forward(x), self.n_heads), split_heads(self.w_v.forward(x), self.n_heads))
-        else:  # (dec.4): the memory's K, V, computed once
-            K, V = cache.k, cache.v
-        O = self.attention.forward(Q, K, V, mask=mask)  # (mha.3)
-        self.save_for_backward(_INFERENCE_ONLY)
-        return self.w_o.forward(merge_heads(O))  # (mha.4), (mha.5)
-
-    def _check_inputs(self, x, memory, mask, name="x"):
+    def _check_inputs(self, x, memory, mask, cache, name="x"):
         check_float(x, name)
         check_ndim(x, 3, name, "(B, T, D)")
         check_last_dim(x, self.d_model, name)
@@ -177,6 +136,9 @@ class MultiHeadAttention(Module):
         B, Tq, _ = x.shape
         Tk = Tq
         if memory is not None:
+            if cache is not None:
+                raise ValueError("memory: expected None with a cache (a cross-attention cache holds the memory's K, V), "
+                                 f"received an array of shape {memory.shape}")
             check_float(memory, "memory")
             check_ndim(memory, 3, "memory", "(B, Tk, D)")
             check_last_dim(memory, self.d_model, "memory")
@@ -186,4 +148,30 @@ class MultiHeadAttention(Module):
                     f"memory: expected batch size {B} (the batch size of x), received shape {memory.shape}"
                 )
             Tk = memory.shape[1]
+        if cache is not None:
+            Tk = self._check_cache(cache, B, Tq)
         check_mask(mask, B, self.n_heads, Tq, Tk)
+
+    def _check_cache(self, cache, B, T_new):
+        """The number of keys, Tk, once ``cache`` is known to fit this layer and this call."""
+        if self.training:
+            raise RuntimeError(
+                "MultiHeadAttention: a KV cache is for inference: expected eval mode "
+                "(call model.eval()), received training mode"
+            )
+        if not isinstance(cache, (SelfAttentionCache, CrossAttentionCache)):
+            raise TypeError(
+                f"cache: expected a SelfAttentionCache or CrossAttentionCache, received {type(cache).__name__}"
+            )
+        expected = (B, self.n_heads, self.d_head, self.w_k.weight.data.dtype)
+        received = (cache.k.shape[0], cache.k.shape[1], cache.k.shape[3], cache.k.dtype)
+        if received != expected:
+            raise ValueError(
+                "cache: expected one built for this layer and batch, K, V of (B, H, t, Dh) = "
+                f"({B}, {self.n_heads}, t, {self.d_head}) in {expected[3]}, received "
+                f"{tuple(cache.k.shape)} in {cache.k.dtype}"
+            )
+        if isinstance(cache, CrossAttentionCache):
+            return cache.length
+        cache.check_room(T_new)
+        return cache.length + T_new

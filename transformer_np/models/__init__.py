@@ -1,9 +1,24 @@
-"""Models built from the layers: the encoder-decoder Transformer and the decoder-only GPT."""
+"""Models built from the layers, each family from one configuration dataclass: the encoder-decoder
+Transformer (TransformerConfig) and the decoder-only GPT (GPTConfig)."""
 
-from .counting import count_parameters
+from .config import ModelConfig
+from .counting import count_parameters, parameter_count
 from .decoder import Decoder, DecoderLayer
 from .encoder import Encoder, EncoderLayer
-from .gpt import GPT, GPTBlock
-from .transformer import Transformer
+from .gpt import GPT, GPTBlock, GPTConfig
+from .transformer import Transformer, TransformerConfig
 
-__all__ = ["Transformer", "Encoder", "EncoderLayer", "Decoder", "DecoderLayer", "GPT", "GPTBlock", "count_parameters"]
+__all__ = [
+    "ModelConfig",
+    "Transformer",
+    "TransformerConfig",
+    "Encoder",
+    "EncoderLayer",
+    "Decoder",
+    "DecoderLayer",
+    "GPT",
+    "GPTConfig",
+    "GPTBlock",
+    "count_parameters",
+    "parameter_count",
+]

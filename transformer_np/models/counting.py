@@ -1,17 +1,23 @@
-"""Parameter counts and training FLOPs: counted on a built model, and in closed form. Notes: notes/counting.md.
+"""Parameters, training FLOPs and KV-cache memory, computed from a model's configuration.
+Notes: notes/counting.md (count.k) and notes/decoding.md (dec.7, dec.8).
 
-    count_parameters(model)                    unique parameters of a built model (a tied one once)
-    gpt_parameter_count(config)                closed form for GPT(**config) (count.1-count.5)
-    transformer_parameter_count(config)        closed form for Transformer(**config) (count.7-count.9)
-    gpt_flops_per_token(config, T)             6 N + 12 L T d (count.10, count.11)
-    transformer_flops_per_token(config, S, T)  the same convention for the encoder-decoder (count.12)
+    count_parameters(model)                        unique parameters of a built model (a tied one once)
+    parameter_count(config)                        the same number from the configuration alone
+    flops_per_token(config, T)                     GPT: 6 N + 12 L T d (count.10, count.11)
+    flops_per_token(config, T, source_length=S)    encoder-decoder (count.12)
+    kv_cache_bytes(config, B, t, itemsize, S=None) the KV cache of t positions (dec.7, dec.8)
 
-The closed forms read only the config dict (``model.config``), so they cost nothing for a
-model too large to build; the tests check them against ``count_parameters`` on built models.
+The pieces (one attention layer, one feed-forward network, one LayerNorm) are written once,
+from the configuration's fields, and each family adds them up in one function, so a field that
+changes a layer changes one line here. The formulas cost nothing for a model too large to
+build; tests/conftest.py checks ``parameter_count`` against ``count_parameters`` for every
+model the tests build.
 """
 
 from ..layers.embedding import Embedding
 from ..layers.positional import LearnedPositionalEmbedding
+from .gpt import GPTConfig
+from .transformer import TransformerConfig
 
 _EMBEDDINGS = (Embedding, LearnedPositionalEmbedding)
 
@@ -30,105 +36,105 @@ def count_parameters(model, non_embedding=False):
     return sum(p.size for p in model.parameters() if id(p) not in excluded)
 
 
-def _get(config, key, default=None):
-    if key in config:
-        return config[key]
-    if default is None:
-        raise KeyError(f"config: expected a key {key!r}, received keys {sorted(config)}")
-    return default
+# -- the pieces -----------------------------------------------------------------------------------
 
 
-def attention_parameter_count(d, bias=True):
-    """Four d x d projections and, with biases, four (d,) biases: 4 d^2 + 4 d (count.1)."""
-    return 4 * d * d + (4 * d if bias else 0)
+def key_value_width(config):
+    """Columns of W_k and of W_v: the heads that keys and values have, times Dh."""
+    return config.d_model
 
 
-def ffn_parameter_count(d, d_ff, bias=True):
+def key_value_parameters(config):
+    """W_k and W_v, d x (key-value width) each, with their biases."""
+    kv = key_value_width(config)
+    return 2 * config.d_model * kv + (2 * kv if config.bias else 0)
+
+
+def attention_parameters(config):
+    """W_q and W_o (d x d), W_k and W_v, and with biases their bias vectors: 4 d^2 + 4 d (count.1)."""
+    d = config.d_model
+    return 2 * d * d + (2 * d if config.bias else 0) + key_value_parameters(config)
+
+
+def feedforward_parameters(config):
     """d x d_ff and d_ff x d weights plus d_ff + d biases: 2 d d_ff + d_ff + d (count.2)."""
-    return 2 * d * d_ff + (d_ff + d if bias else 0)
+    d, d_ff = config.d_model, config.d_ff
+    return 2 * d * d_ff + (d_ff + d if config.bias else 0)
 
 
-def layernorm_parameter_count(d):
+def layernorm_parameters(config):
     """A gain and a shift of d entries each: 2 d."""
-    return 2 * d
+    return 2 * config.d_model
 
 
-def gpt_parameter_count(config, non_embedding=False):
-    """Parameters of GPT(**config), in closed form.
+# -- the families ---------------------------------------------------------------------------------
 
-    Per block: attention 4d^2 + 4d, feed-forward (d -> 4d -> d) 8d^2 + 5d, two LayerNorms 4d,
-    so 12 d^2 + 13 d (count.3); without linear biases 12 d^2 + 4 d. Then the final LayerNorm
-    2d. Non-embedding total: L (12 d^2 + 13 d) + 2 d (count.4). Embeddings: the token table
-    V d (also the output matrix: tied, counted once) and the positions block_size d (count.5).
+
+def parameter_count(config, non_embedding=False):
+    """Parameters of the model ``config`` describes, in closed form; ``non_embedding=True``
+    leaves out the embedding tables as ``count_parameters`` does.
+
+    GPT: a block is attention + feed-forward + 2 LayerNorms (count.3), L blocks and the final
+    LayerNorm are N (count.4); the token table (also the output matrix, tied) and the position
+    table come on top (count.5). Encoder-decoder: encoder layer (count.7), decoder layer
+    (count.8), a final LayerNorm per stack for pre-LN, the embeddings, and a separate output
+    Linear unless the embeddings are shared (count.9).
     """
-    d, L = _get(config, "d_model"), _get(config, "n_layers")
-    bias = _get(config, "bias", True)
-    block = attention_parameter_count(d, bias) + ffn_parameter_count(d, 4 * d, bias) + 2 * layernorm_parameter_count(d)
-    n = L * block + layernorm_parameter_count(d)
-    if non_embedding:
-        return n
-    return n + _get(config, "vocab_size") * d + _get(config, "block_size") * d
-
-
-def transformer_parameter_count(config, non_embedding=False):
-    """Parameters of the encoder-decoder Transformer(**config), in closed form (count.7-count.9).
-
-    Encoder layer: attention + FFN + 2 LayerNorms; decoder layer: 2 attentions + FFN + 3
-    LayerNorms; norm="pre" adds one final LayerNorm to each stack. Sinusoidal positions have
-    no parameters. Embeddings: src_vocab d + tgt_vocab d, and an output Linear d V + V; with
-    share_embeddings one V x d matrix serves all three (the output is a TiedOutput, no bias).
-    ``non_embedding=True`` leaves out the embedding tables (the separate output Linear stays,
-    as in ``count_parameters``).
-    """
-    d, L, d_ff = _get(config, "d_model"), _get(config, "n_layers"), _get(config, "d_ff")
-    attn, ffn, ln = attention_parameter_count(d), ffn_parameter_count(d, d_ff), layernorm_parameter_count(d)
-    encoder = L * (attn + ffn + 2 * ln)
-    decoder = L * (2 * attn + ffn + 3 * ln)
-    finals = 2 * ln if _get(config, "norm", "post") == "pre" else 0
-    src, tgt = _get(config, "src_vocab"), _get(config, "tgt_vocab")
-    if _get(config, "share_embeddings", False):
-        embeddings, output = src * d, 0
+    c = config
+    attn, ffn, ln = attention_parameters(c), feedforward_parameters(c), layernorm_parameters(c)
+    if isinstance(c, GPTConfig):
+        n = c.n_layers * (attn + ffn + 2 * ln) + ln  # (count.3), (count.4)
+        embeddings = c.vocab_size * c.d_model + c.block_size * c.d_model  # (count.5)
+    elif isinstance(c, TransformerConfig):
+        finals = 2 * ln if c.norm == "pre" else 0
+        output = 0 if c.share_embeddings else c.d_model * c.tgt_vocab + c.tgt_vocab
+        n = c.n_layers * (attn + ffn + 2 * ln) + c.n_layers * (2 * attn + ffn + 3 * ln) + finals + output
+        embeddings = c.src_vocab * c.d_model + (0 if c.share_embeddings else c.tgt_vocab * c.d_model)  # (count.9)
     else:
-        embeddings, output = src * d + tgt * d, d * tgt + tgt
-    n = encoder + decoder + finals + output
+        raise TypeError(f"config: expected a GPTConfig or TransformerConfig, received {type(c).__name__}")
     return n if non_embedding else n + embeddings
 
 
-def gpt_flops_per_token(config, T, include_logits=False):
-    """Training FLOPs (forward + backward) per token of a length-T sequence: 6 N + 12 L T d (count.10, count.11).
+def flops_per_token(config, T, source_length=None, include_logits=False):
+    """Training FLOPs (forward + backward) per target token of a length-T sequence.
 
-    N = gpt_parameter_count(config, non_embedding=True). 6 N: every weight does one
-    multiply-add (2 FLOPs) per token forward and two backward (the input and the weight
-    gradient). 12 L T d: per layer the scores Q K^T and the product P V each cost 2 T d per
-    query forward, times 3 for forward + backward; T is the full length, because the code
-    computes the whole T x T score matrix and masks it afterwards.
-    ``include_logits=True`` adds the tied output matrix, 6 V d, which 6 N leaves out.
-    Element-wise work (softmax, GELU, LayerNorm, dropout) is not counted.
+    GPT: 6 N + 12 L T d (count.10, count.11), N = parameter_count(config, non_embedding=True).
+    6 N: every weight does one multiply-add (2 FLOPs) per token forward and two backward.
+    12 L T d: per layer the scores Q K^T and the product P V each cost 2 T d per query forward,
+    times 3 for forward + backward; T is the full length, because the code computes the whole
+    T x T score matrix and masks it afterwards.
+
+    Encoder-decoder (``source_length`` = S): the same convention applied to what each weight
+    touches (count.12): the encoder's weights act on S positions, the decoder's on T, except the
+    cross-attention key and value projections, which act on the S memory positions; score
+    terms 12 L d (S^2 + T^2 + T S). Embeddings are left out, and so is the output matrix unless
+    ``include_logits`` (6 d V per target token). Element-wise work is not counted.
     """
-    L, d = _get(config, "n_layers"), _get(config, "d_model")
-    flops = 6 * gpt_parameter_count(config, non_embedding=True) + 12 * L * T * d
+    c, L, d = config, config.n_layers, config.d_model
+    if isinstance(c, GPTConfig):
+        flops = 6 * parameter_count(c, non_embedding=True) + 12 * L * T * d  # (count.10), (count.11)
+        return flops + (6 * c.vocab_size * d if include_logits else 0)
+    if not isinstance(c, TransformerConfig) or source_length is None:
+        raise TypeError(f"flops_per_token: expected a GPTConfig, or a TransformerConfig with source_length, "
+                        f"received {type(c).__name__} with source_length={source_length!r}")
+    S = source_length
+    attn, ffn, ln = attention_parameters(c), feedforward_parameters(c), layernorm_parameters(c)
+    final = ln if c.norm == "pre" else 0
+    cross_kv = key_value_parameters(c)  # applied to the memory, once per source position
+    n_source = L * (attn + ffn + 2 * ln) + final + L * cross_kv
+    n_target = L * (2 * attn - cross_kv + ffn + 3 * ln) + final
+    flops = 6 * (n_source * S + n_target * T) + 12 * L * d * (S * S + T * T + T * S)  # (count.12)
     if include_logits:
-        flops += 6 * _get(config, "vocab_size") * d
-    return flops
-
-
-def transformer_flops_per_token(config, S, T, include_logits=False):
-    """Training FLOPs of one (source length S, target length T) pair, per target token (count.12).
-
-    The convention of gpt_flops_per_token applied to what each weight actually touches: the
-    encoder's weights act on S positions; the decoder's on T positions, except the
-    cross-attention key and value projections, which act on the S memory positions. Score
-    terms: encoder self-attention 12 L S^2 d, decoder self-attention 12 L T^2 d and
-    cross-attention 12 L T S d. Embeddings are left out; the output matrix too, unless
-    ``include_logits`` (6 d V per target token). The total is divided by T.
-    """
-    d, L, d_ff = _get(config, "d_model"), _get(config, "n_layers"), _get(config, "d_ff")
-    attn, ffn, ln = attention_parameter_count(d), ffn_parameter_count(d, d_ff), layernorm_parameter_count(d)
-    final = ln if _get(config, "norm", "post") == "pre" else 0
-    cross_kv = 2 * d * d + 2 * d  # W_k, W_v and their biases: applied to the memory
-    n_source = L * (attn + ffn + 2 * ln) + final + L * cross_kv  # weights applied per source token
-    n_target = L * (2 * attn - cross_kv + ffn + 3 * ln) + final  # weights applied per target token
-    flops = 6 * (n_source * S + n_target * T) + 12 * L * d * (S * S + T * T + T * S)
-    if include_logits:
-        flops += 6 * d * _get(config, "tgt_vocab") * T
+        flops += 6 * d * c.tgt_vocab * T
     return flops / T
+
+
+def kv_cache_bytes(config, batch_size, length, itemsize, source_length=None):
+    """Bytes of the KV cache after ``length`` positions: K and V, (B, heads, length, Dh) each,
+    in every layer (dec.7); an encoder-decoder adds the cross-attention K and V of its
+    ``source_length`` memory positions (dec.8). ``itemsize``: bytes per number (4 in float32)."""
+    per_position = 2 * config.n_layers * batch_size * key_value_width(config) * itemsize  # (dec.7)
+    if isinstance(config, TransformerConfig) != (source_length is not None):
+        raise TypeError(f"kv_cache_bytes: expected source_length for an encoder-decoder and only for one, "
+                        f"received {type(config).__name__} with source_length={source_length!r}")
+    return per_position * (length + (source_length or 0))  # (dec.7) + (dec.8)

@@ -5,11 +5,9 @@ notes/transformer.md. The pieces: notes/residual.md, notes/multihead.md, notes/f
 """
 
 from ..init import make_rng
-from ..layers.feedforward import PositionwiseFeedForward
-from ..layers.multihead import MultiHeadAttention
-from ..layers.residual import Residual
 from ..module import Module
-from ..validate import check_activations, check_int
+from ..validate import check_activations
+from .config import BlockConfig, attention_layer, config_from, feedforward_layer, residual
 from .encoder import final_norm
 
 
@@ -19,44 +17,40 @@ class DecoderLayer(Module):
     ``self_attn``: the target attends to itself under ``tgt_mask`` (target padding AND causal,
     so position t sees positions 0..t only). ``cross_attn``: queries from the target, keys and
     values from the encoder output ``memory``, under the source padding mask ``src_mask``.
-    ``ffn``: the position-wise feed-forward network. Dropout and ``norm`` as in EncoderLayer.
+    ``ffn``: the position-wise feed-forward network. Built from a BlockConfig (or its fields as
+    keywords), as EncoderLayer.
     """
 
-    def __init__(self, d_model, n_heads, d_ff, dropout=0.1, norm="post", activation="relu", *, rng=None, dtype=None):
+    def __init__(self, config=None, *, rng=None, dtype=None, **fields):
+        config = config_from(BlockConfig, config, fields)
         rng = make_rng(rng)
-        self_attn = MultiHeadAttention(d_model, n_heads, dropout, rng=rng, dtype=dtype)
-        cross_attn = MultiHeadAttention(d_model, n_heads, dropout, rng=rng, dtype=dtype)
-        ffn = PositionwiseFeedForward(d_model, d_ff, activation, dropout, rng=rng, dtype=dtype)
-        self.d_model = d_model
-        self.self_attn = Residual(self_attn, d_model, norm, dropout, rng=rng, dtype=dtype)
-        self.cross_attn = Residual(cross_attn, d_model, norm, dropout, rng=rng, dtype=dtype)
-        self.ffn = Residual(ffn, d_model, norm, dropout, rng=rng, dtype=dtype)
+        self_attn = attention_layer(config, rng=rng, dtype=dtype)
+        cross_attn = attention_layer(config, rng=rng, dtype=dtype)
+        ffn = feedforward_layer(config, rng=rng, dtype=dtype)
+        self.self_attn = residual(self_attn, config, rng=rng, dtype=dtype)
+        self.cross_attn = residual(cross_attn, config, rng=rng, dtype=dtype)
+        self.ffn = residual(ffn, config, rng=rng, dtype=dtype)
 
-    def forward(self, x, memory, tgt_mask=None, src_mask=None):
+    def forward(self, x, memory, tgt_mask=None, src_mask=None, cache=None):
         """a = Residual(SelfAttn)(x, tgt_mask); c = Residual(CrossAttn)(a, memory, src_mask);
         y = Residual(FFN)(c) (tf.5).
 
         x: (B, T, D), memory: (B, S, D) -> y: (B, T, D).
         tgt_mask: boolean, broadcastable to (B, H, T, T), normally (B, 1, T, T) = target padding
         AND causal; src_mask: (B, 1, 1, S) source padding mask; either may be None.
+        cache: None, or (inference) the pair (self-attention cache, cross-attention cache) of
+        this layer (dec.3), (dec.4); ``memory`` is then None (the cross cache holds its K, V).
         Caches nothing itself: the three residual blocks cache what they need.
         """
-        a = self.self_attn.forward(x, mask=tgt_mask)
-        c = self.cross_attn.forward(a, memory, mask=src_mask)
+        self_cache, cross_cache = (None, None) if cache is None else cache
+        a = self.self_attn.forward(x, mask=tgt_mask, cache=self_cache)  # (B, T, D)
+        if cross_cache is None:
+            c = self.cross_attn.forward(a, memory, mask=src_mask)
+        else:
+            c = self.cross_attn.forward(a, mask=src_mask, cache=cross_cache)
         y = self.ffn.forward(c)
-        self.save_for_backward()  # only so that a backward without a forward names this layer
+        self.save_for_backward(output=y)
         return y
-
-    def forward_cached(self, x, tgt_mask, src_mask, self_cache, cross_cache):
-        """(tf.5) for new target positions only (inference): the self-attention reads and extends
-        ``self_cache`` (dec.3), the cross-attention reads ``cross_cache``, the memory's K, V (dec.4).
-
-        x: (B, T_new, D) -> (B, T_new, D); tgt_mask: the causal rows (1, 1, T_new, length + T_new)
-        or None; src_mask: (B, 1, 1, S) or None. Keeps nothing for backward.
-        """
-        a = self.self_attn.forward(x, mask=tgt_mask, cache=self_cache)
-        c = self.cross_attn.forward(a, mask=src_mask, cache=cross_cache)
-        return self.ffn.forward(c)
 
     def backward(self, dy):
         """The three blocks in reverse: FFN, cross-attention (which also gives dmemory, (res.9)
@@ -65,7 +59,7 @@ class DecoderLayer(Module):
         dy: (B, T, D) -> (dx (B, T, D), dmemory (B, S, D)): this layer's contribution to the
         memory's gradient; the Decoder adds the contributions of all layers (tf.10).
         """
-        self.saved()
+        self.saved(dy)
         dc = self.ffn.backward(dy)
         da, dmemory = self.cross_attn.backward(dc)
         dx = self.self_attn.backward(da)
@@ -81,52 +75,42 @@ class Decoder(Module):
     output layer turns into logits. None for post-LN.
     """
 
-    def __init__(
-        self, n_layers, d_model, n_heads, d_ff, dropout=0.1, norm="post", activation="relu", *, rng=None, dtype=None
-    ):
-        n_layers = check_int(n_layers, "n_layers")
+    def __init__(self, config=None, *, rng=None, dtype=None, **fields):
+        config = config_from(BlockConfig, config, fields)
         rng = make_rng(rng)
-        self.d_model = d_model
-        self.layers = [
-            DecoderLayer(d_model, n_heads, d_ff, dropout, norm, activation, rng=rng, dtype=dtype)
-            for _ in range(n_layers)
-        ]
-        self.norm = final_norm(norm, d_model, dtype)
+        self.d_model = config.d_model
+        self.layers = [DecoderLayer(config, rng=rng, dtype=dtype) for _ in range(config.n_layers)]
+        self.norm = final_norm(config, dtype)
 
-    def forward(self, x, memory, tgt_mask=None, src_mask=None):
+    def forward(self, x, memory, tgt_mask=None, src_mask=None, cache=None):
         """g_0 = x, g_l = DecoderLayer_l(g_{l-1}, memory, tgt_mask, src_mask) (tf.5);
         y = g_N, or LN(g_N) for pre-LN (tf.6).
 
         x: (B, T, D) and memory: (B, S, D), both finite, in the parameters' dtype -> y: (B, T, D).
-        Masks as in DecoderLayer.forward. A loop over LAYERS only. Caches nothing itself.
+        Masks as in DecoderLayer.forward. cache: None, or (inference) a KVCache holding every
+        layer's self- and cross-attention entries; ``memory`` and ``src_mask`` are then None
+        (the cache holds the memory's K, V and the source mask). A loop over LAYERS only.
+        Caches nothing itself.
         """
         like = self.layers[0].ffn.norm.weight.data
         check_activations(x, self.d_model, like)
-        check_activations(memory, self.d_model, like, "memory")
-        if memory.shape[0] != x.shape[0]:
-            raise ValueError(
-                f"memory: expected batch size {x.shape[0]} (the batch size of x), received shape {memory.shape}"
-            )
+        if cache is None:
+            check_activations(memory, self.d_model, like, "memory")
+            if memory.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"memory: expected batch size {x.shape[0]} (the batch size of x), received shape {memory.shape}"
+                )
+            layer_caches = [None] * len(self.layers)
+        else:
+            layer_caches = list(zip(cache.self_attn, cache.cross_attn))
+            src_mask = cache.src_mask
         g = x
-        for layer in self.layers:
-            g = layer.forward(g, memory, tgt_mask, src_mask)
+        for layer, layer_cache in zip(self.layers, layer_caches):
+            g = layer.forward(g, memory, tgt_mask, src_mask, layer_cache)
         if self.norm is not None:
             g = self.norm.forward(g)
-        self.save_for_backward()
+        self.save_for_backward(output=g)
         return g
-
-    def forward_cached(self, x, cache, tgt_mask=None):
-        """forward for new target positions only, every layer reading and extending its part of
-        ``cache`` (a KVCache holding cross-attention entries and the source mask) (dec.2)-(dec.4).
-
-        x: (B, T_new, D) -> y: (B, T_new, D); tgt_mask: the causal rows for the new positions,
-        broadcastable to (B, H, T_new, cache.length + T_new), or None. Inference only.
-        """
-        check_activations(x, self.d_model, self.layers[0].ffn.norm.weight.data)
-        g = x
-        for layer, self_cache, cross_cache in zip(self.layers, cache.self_attn, cache.cross_attn):
-            g = layer.forward_cached(g, tgt_mask, cache.src_mask, self_cache, cross_cache)
-        return g if self.norm is None else self.norm.forward(g)
 
     def backward(self, dy):
         """Reverse order: the final LayerNorm (pre-LN), then the layers from last to first, summing
@@ -134,7 +118,7 @@ class Decoder(Module):
 
         dy: (B, T, D) -> (dx (B, T, D), dmemory (B, S, D)).
         """
-        self.saved()
+        self.saved(dy)
         dg = dy if self.norm is None else self.norm.backward(dy)
         dmemory = None
         for layer in reversed(self.layers):

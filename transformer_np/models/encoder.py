@@ -5,36 +5,35 @@ notes/multihead.md, notes/feedforward.md.
 """
 
 from ..init import make_rng
-from ..layers.feedforward import PositionwiseFeedForward
-from ..layers.multihead import MultiHeadAttention
 from ..layers.norm import LayerNorm
-from ..layers.residual import Residual
 from ..module import Module
-from ..validate import check_activations, check_int
+from ..validate import check_activations
+from .config import BlockConfig, attention_layer, config_from, feedforward_layer, residual
 
 
-def final_norm(norm, d_model, dtype):
+def final_norm(config, dtype):
     """The LayerNorm that closes a pre-LN stack, or None for post-LN (see Encoder's docstring)."""
-    return LayerNorm(d_model, dtype=dtype) if norm == "pre" else None
+    return LayerNorm(config.d_model, dtype=dtype) if config.norm == "pre" else None
 
 
 class EncoderLayer(Module):
     """One encoder layer: Residual(self-attention), then Residual(feed-forward) (tf.3).
 
-    ``self_attn`` wraps a MultiHeadAttention(d_model, n_heads) and ``ffn`` wraps a
+    Built from a BlockConfig (a TransformerConfig is one), or from its fields as keywords:
+    ``EncoderLayer(d_model=24, n_heads=2, d_ff=40)``. ``self_attn`` wraps a MultiHeadAttention(d_model, n_heads) and ``ffn`` wraps a
     PositionwiseFeedForward(d_model, d_ff, activation); both wrappers use the same ``norm``
     position ("post" as in the paper, or "pre"). ``dropout`` goes everywhere the paper's
     reference code puts it: on the attention weights, on the FFN's hidden units and on each
     sub-layer's output before the residual sum.
     """
 
-    def __init__(self, d_model, n_heads, d_ff, dropout=0.1, norm="post", activation="relu", *, rng=None, dtype=None):
+    def __init__(self, config=None, *, rng=None, dtype=None, **fields):
+        config = config_from(BlockConfig, config, fields)
         rng = make_rng(rng)
-        attn = MultiHeadAttention(d_model, n_heads, dropout, rng=rng, dtype=dtype)
-        ffn = PositionwiseFeedForward(d_model, d_ff, activation, dropout, rng=rng, dtype=dtype)
-        self.d_model = d_model
-        self.self_attn = Residual(attn, d_model, norm, dropout, rng=rng, dtype=dtype)
-        self.ffn = Residual(ffn, d_model, norm, dropout, rng=rng, dtype=dtype)
+        attn = attention_layer(config, rng=rng, dtype=dtype)
+        ffn = feedforward_layer(config, rng=rng, dtype=dtype)
+        self.self_attn = residual(attn, config, rng=rng, dtype=dtype)
+        self.ffn = residual(ffn, config, rng=rng, dtype=dtype)
 
     def forward(self, x, mask=None):
         """a = Residual(SelfAttn)(x, mask); y = Residual(FFN)(a) (tf.3).
@@ -43,9 +42,9 @@ class EncoderLayer(Module):
         (True = a real token), or None. Caches nothing itself: the two residual blocks cache
         what their own backward passes need.
         """
-        a = self.self_attn.forward(x, mask=mask)
+        a = self.self_attn.forward(x, mask=mask)  # (B, S, D)
         y = self.ffn.forward(a)
-        self.save_for_backward()  # only so that a backward without a forward names this layer
+        self.save_for_backward(output=y)  # so that backward checks dy and names this layer
         return y
 
     def backward(self, dy):
@@ -53,7 +52,7 @@ class EncoderLayer(Module):
 
         dy: (B, S, D) -> dx: (B, S, D). Adds into every parameter's gradient.
         """
-        self.saved()
+        self.saved(dy)
         da = self.ffn.backward(dy)
         return self.self_attn.backward(da)
 
@@ -69,17 +68,12 @@ class Encoder(Module):
     LayerNorm, or None.
     """
 
-    def __init__(
-        self, n_layers, d_model, n_heads, d_ff, dropout=0.1, norm="post", activation="relu", *, rng=None, dtype=None
-    ):
-        n_layers = check_int(n_layers, "n_layers")
+    def __init__(self, config=None, *, rng=None, dtype=None, **fields):
+        config = config_from(BlockConfig, config, fields)
         rng = make_rng(rng)
-        self.d_model = d_model
-        self.layers = [
-            EncoderLayer(d_model, n_heads, d_ff, dropout, norm, activation, rng=rng, dtype=dtype)
-            for _ in range(n_layers)
-        ]
-        self.norm = final_norm(norm, d_model, dtype)
+        self.d_model = config.d_model
+        self.layers = [EncoderLayer(config, rng=rng, dtype=dtype) for _ in range(config.n_layers)]
+        self.norm = final_norm(config, dtype)
 
     def forward(self, x, mask=None):
         """h_0 = x, h_l = EncoderLayer_l(h_{l-1}, mask) (tf.3); memory = h_N, or LN(h_N) for pre-LN (tf.4).
@@ -94,7 +88,7 @@ class Encoder(Module):
             h = layer.forward(h, mask)
         if self.norm is not None:
             h = self.norm.forward(h)
-        self.save_for_backward()
+        self.save_for_backward(output=h)
         return h
 
     def backward(self, dmemory):
@@ -102,7 +96,7 @@ class Encoder(Module):
 
         dmemory: (B, S, D), the decoder's total gradient for the memory (tf.8) -> dx: (B, S, D).
         """
-        self.saved()
+        self.saved(dmemory)
         dh = dmemory if self.norm is None else self.norm.backward(dmemory)
         for layer in reversed(self.layers):
             dh = layer.backward(dh)

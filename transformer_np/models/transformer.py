@@ -5,122 +5,107 @@ How the pieces assemble, the order of the backward pass and the model-level grad
 notes/transformer.md.
 """
 
+from contextlib import nullcontext
+
 from ..backend import backend_name, get_array_module, to_backend
 from ..init import make_rng
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
-from ..layers.kv_cache import KVCache
+from ..layers.kv_cache import KVCache, check_kv_cache
 from ..layers.linear import Linear
 from ..layers.masks import causal_mask, check_mask, combine_masks
 from ..layers.positional import SinusoidalPositionalEncoding
 from ..layers.tied import TiedOutput
-from ..module import Module
-from ..validate import check_activations, check_int, check_int_ids, check_ndim
+from ..module import Module, no_backward
+from ..validate import check_activations, check_int_ids, check_ndim
+from .config import BlockConfig, config_from, model_config, positive_int
 from .decoder import Decoder
 from .encoder import Encoder
 
-# The constructor arguments a config holds, with the paper's values as defaults (base model).
-DEFAULTS = {
-    "src_vocab": None,
-    "tgt_vocab": None,
-    "d_model": 512,
-    "n_heads": 8,
-    "n_layers": 6,
-    "d_ff": 2048,
-    "dropout": 0.1,
-    "max_len": 5000,
-    "norm": "post",
-    "activation": "relu",
-    "share_embeddings": False,
-}
+
+@model_config
+class TransformerConfig(BlockConfig):
+    """The architecture of an encoder-decoder Transformer: the block fields of BlockConfig
+    (d_model, n_heads, d_ff, dropout, activation, norm, bias) and these, with the defaults of
+    the paper's base model (d_model 512, 8 heads, d_ff 2048, dropout 0.1, post-LN, ReLU):
+
+    src_vocab, tgt_vocab   the source and target vocabulary sizes
+    n_layers               layers of the encoder, and of the decoder (6 each)
+    max_len                the longest source or target: rows of the sinusoid table (5000)
+    share_embeddings       one (V, D) matrix for both embeddings and the output layer (the
+                           paper's section 3.4; needs src_vocab == tgt_vocab)
+
+    ``dropout`` also acts on the sums of embeddings and positions.
+    """
+
+    src_vocab: int
+    tgt_vocab: int
+    n_layers: int = 6
+    max_len: int = 5000
+    share_embeddings: bool = False
+    d_model: int = 512
+    n_heads: int = 8
+    d_ff: int = 2048
+    dropout: float = 0.1
+
+    def validate(self):
+        super().validate()
+        for name in ("src_vocab", "tgt_vocab", "n_layers", "max_len"):
+            positive_int(self, name)
+        if self.share_embeddings and self.src_vocab != self.tgt_vocab:
+            raise ValueError(
+                "share_embeddings=True needs one joint vocabulary: expected src_vocab == tgt_vocab, "
+                f"received src_vocab={self.src_vocab}, tgt_vocab={self.tgt_vocab}"
+            )
 
 
 class Transformer(Module):
     """Encoder-decoder Transformer: source ids (B, S) and target ids (B, T) -> logits (B, T, V_tgt).
 
+    Built from a TransformerConfig: ``Transformer(config)``, or ``Transformer(src_vocab=...,
+    tgt_vocab=..., ...)`` with its fields as keywords; ``model.config`` is that object.
     Defaults are the paper's base model: post-LN, ReLU, sinusoidal positions, embeddings scaled
     by sqrt(d_model), dropout 0.1 on the sum of embedding and position (``src_dropout``,
     ``tgt_dropout``) and inside every layer, and a separate output Linear ``output``.
 
     ``share_embeddings=True`` is the paper's setting (section 3.4): ONE (V, D) matrix is the
     source embedding, the target embedding and, transposed, the output layer (a TiedOutput
-    without bias). It needs src_vocab == tgt_vocab (a joint vocabulary). The three layers hold
-    the same Parameter object, listed once by named_parameters (as "src_embed.weight"); each
-    layer's backward ADDS into its .grad, so after one backward it holds the sum of the three
-    contributions (tf.13) with no special case in the code.
+    without bias). The three layers hold the same Parameter object, listed once by
+    named_parameters (as "src_embed.weight"); each layer's backward ADDS into its .grad, so
+    after one backward it holds the sum of the three contributions (tf.13) with no special case.
 
-    ``config`` is a JSON-able dict of the constructor arguments (for checkpoints);
-    ``Transformer.from_config(config)`` rebuilds the same architecture.
     Incremental decoding (notes/decoding.md): ``cache = model.new_cache(memory, src_mask)``
-    computes every decoder layer's cross-attention K, V once; ``model.decode_cached(tgt_new,
-    cache)`` then feeds one target token (or several) at a time.
+    computes every decoder layer's cross-attention K, V once; ``model.decode(tgt_new,
+    cache=cache)`` then feeds one target token (or several) at a time.
     """
 
-    def __init__(
-        self,
-        src_vocab,
-        tgt_vocab,
-        d_model=512,
-        n_heads=8,
-        n_layers=6,
-        d_ff=2048,
-        dropout=0.1,
-        max_len=5000,
-        norm="post",
-        activation="relu",
-        share_embeddings=False,
-        *,
-        rng=None,
-        dtype=None,
-    ):
-        src_vocab, tgt_vocab = check_int(src_vocab, "src_vocab"), check_int(tgt_vocab, "tgt_vocab")
-        d_model, n_heads = check_int(d_model, "d_model"), check_int(n_heads, "n_heads")
-        n_layers, d_ff = check_int(n_layers, "n_layers"), check_int(d_ff, "d_ff")
-        max_len = check_int(max_len, "max_len")
-        if share_embeddings and src_vocab != tgt_vocab:
-            raise ValueError(
-                "share_embeddings=True needs one joint vocabulary: expected src_vocab == tgt_vocab, "
-                f"received src_vocab={src_vocab}, tgt_vocab={tgt_vocab}"
-            )
+    def __init__(self, config=None, *, rng=None, dtype=None, **fields):
+        self.config = c = config_from(TransformerConfig, config, fields)
         rng = make_rng(rng)
-        self.config = {
-            "src_vocab": src_vocab, "tgt_vocab": tgt_vocab, "d_model": d_model, "n_heads": n_heads,
-            "n_layers": n_layers, "d_ff": d_ff, "dropout": float(dropout), "max_len": max_len,
-            "norm": norm, "activation": activation, "share_embeddings": bool(share_embeddings),
-        }  # fmt: skip
-        self.d_model, self.n_heads, self.max_len = d_model, n_heads, max_len
-        stack = (n_layers, d_model, n_heads, d_ff, dropout, norm, activation)
-
-        self.src_embed = Embedding(src_vocab, d_model, scale=True, rng=rng, dtype=dtype)
-        self.src_pos = SinusoidalPositionalEncoding(d_model, max_len, dtype=dtype)
-        self.src_dropout = Dropout(dropout, rng=rng)
-        self.encoder = Encoder(*stack, rng=rng, dtype=dtype)
-        self.tgt_embed = Embedding(tgt_vocab, d_model, scale=True, rng=rng, dtype=dtype)
-        self.tgt_pos = SinusoidalPositionalEncoding(d_model, max_len, dtype=dtype)
-        self.tgt_dropout = Dropout(dropout, rng=rng)
-        self.decoder = Decoder(*stack, rng=rng, dtype=dtype)
-        if share_embeddings:
+        self.src_embed = Embedding(c.src_vocab, c.d_model, scale=True, rng=rng, dtype=dtype)
+        self.src_pos = SinusoidalPositionalEncoding(c.d_model, c.max_len, dtype=dtype)
+        self.src_dropout = Dropout(c.dropout, rng=rng)
+        self.encoder = Encoder(c, rng=rng, dtype=dtype)
+        self.tgt_embed = Embedding(c.tgt_vocab, c.d_model, scale=True, rng=rng, dtype=dtype)
+        self.tgt_pos = SinusoidalPositionalEncoding(c.d_model, c.max_len, dtype=dtype)
+        self.tgt_dropout = Dropout(c.dropout, rng=rng)
+        self.decoder = Decoder(c, rng=rng, dtype=dtype)
+        if c.share_embeddings:
             self.tgt_embed.weight = self.src_embed.weight  # the same Parameter object, not a copy
             self.output = TiedOutput(self.src_embed.weight)
         else:
-            self.output = Linear(d_model, tgt_vocab, rng=rng, dtype=dtype)
+            self.output = Linear(c.d_model, c.tgt_vocab, rng=rng, dtype=dtype)
 
-    @classmethod
-    def from_config(cls, config, rng=None, dtype=None):
-        """A new model with the architecture ``config`` describes (fresh weights from ``rng``).
-
-        Keys missing from ``config`` take the defaults; an unknown key is refused.
-        """
-        unknown = sorted(set(config) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"config: expected keys among {sorted(DEFAULTS)}, received unknown keys {unknown}")
-        return cls(**{**DEFAULTS, **config}, rng=rng, dtype=dtype)
+    # the configuration's sizes, read often enough to be named here
+    d_model = property(lambda self: self.config.d_model)
+    n_heads = property(lambda self: self.config.n_heads)
+    max_len = property(lambda self: self.config.max_len)
 
     # -- the two halves ---------------------------------------------------------------------
     def encode(self, src, src_mask=None):
         """X_0 = Dropout(sqrt(D) E_src[src] + PE) (tf.1); memory M = Encoder(X_0, src_mask) (tf.3, tf.4).
 
-        src: integer (B, S), values in [0, src_vocab), S <= max_len;
+        src: integer (B, S), values in [0, src_vocab), 1 <= S <= max_len;
         src_mask: boolean (B, 1, 1, S) source padding mask (True = real token) or None
         -> memory (B, S, D). Ids and masks on the CPU are moved to the parameters' backend.
         The children cache what their backward passes need.
@@ -129,27 +114,36 @@ class Transformer(Module):
         B, S = self._check_ids(src, self.src_embed.vocab_size, "src")
         check_mask(src_mask, B, self.n_heads, 1, S, "src_mask")  # query axis 1: shared by both uses
         src_mask = self._on_params_backend(src_mask)
-        x = self.src_dropout.forward(self.src_pos.forward(self.src_embed.forward(src)))  # (tf.1)
-        return self.encoder.forward(x, src_mask)  # (tf.3), (tf.4)
+        x = self.src_dropout.forward(self.src_pos.forward(self.src_embed.forward(src)))  # (B, S, D)  (tf.1)
+        return self.encoder.forward(x, src_mask)  # (B, S, D)  (tf.3), (tf.4)
 
-    def decode(self, tgt_in, memory, src_mask=None, tgt_mask=None):
+    def decode(self, tgt_in, memory=None, src_mask=None, tgt_mask=None, cache=None):
         """Y_0 = Dropout(sqrt(D) E_tgt[tgt_in] + PE) (tf.2); G = Decoder(Y_0, M, ...) (tf.5, tf.6);
         logits Z = G W_out + b_out, or G E^T when the embeddings are shared (tf.7).
 
-        tgt_in: integer (B, T), values in [0, tgt_vocab), T <= max_len; memory: (B, S, D);
+        tgt_in: integer (B, T), values in [0, tgt_vocab), 1 <= T <= max_len; memory: (B, S, D);
         src_mask: (B, 1, 1, S) or None; tgt_mask: boolean, broadcastable to (B, 1, T, T)
         (target padding AND causal), or None -> logits (B, T, tgt_vocab).
         The causal mask is ANDed in here whatever tgt_mask holds, so a mask with padding only
         (or None) cannot let position t see targets after t.
+        cache: None, or (inference, eval mode) a KVCache from ``new_cache(memory, src_mask)``:
+        tgt_in are then the targets at positions cache.length .. cache.length + T - 1, and
+        memory, src_mask and tgt_mask are None (the cache holds the memory's K, V and the source
+        mask; target padding needs no mask: a padded position only sees earlier ones, and its
+        output is ignored). The logits equal the last T rows of an uncached decode (dec.1).
         """
         self._cache = None  # a model backward needs a whole forward, not this half of one
         B, T = self._check_ids(tgt_in, self.tgt_embed.vocab_size, "tgt_in")
+        start = self._check_cache(cache, B, T, memory, src_mask, tgt_mask)
         check_mask(tgt_mask, B, self.n_heads, T, T, "tgt_mask")
         src_mask, tgt_mask = self._on_params_backend(src_mask), self._on_params_backend(tgt_mask)
-        self_mask = combine_masks(tgt_mask, causal_mask(T, get_array_module(memory)))
-        y = self.tgt_dropout.forward(self.tgt_pos.forward(self.tgt_embed.forward(tgt_in)))  # (tf.2)
-        g = self.decoder.forward(y, memory, self_mask, src_mask)  # (tf.5), (tf.6)
-        return self.output.forward(g)  # (tf.7)
+        xp = get_array_module(self.tgt_embed.weight.data)
+        self_mask = combine_masks(tgt_mask, causal_mask(T, xp, offset=start))  # (B|1, 1, T, start + T)
+        with no_backward(self) if cache is not None else nullcontext():
+            y = self.tgt_embed.forward(tgt_in)  # (B, T, D)
+            y = self.tgt_dropout.forward(self.tgt_pos.forward(y, offset=start))  # (tf.2)
+            g = self.decoder.forward(y, memory, self_mask, src_mask, cache)  # (B, T, D)  (tf.5), (tf.6)
+            return self.output.forward(g)  # (B, T, V)  (tf.7)
 
     def forward(self, src, tgt_in, src_mask=None, tgt_mask=None):
         """logits = decode(tgt_in, encode(src, src_mask), src_mask, tgt_mask) (tf.1)-(tf.7).
@@ -164,7 +158,7 @@ class Transformer(Module):
             )
         memory = self.encode(src, src_mask)
         logits = self.decode(tgt_in, memory, src_mask, tgt_mask)
-        self.save_for_backward()
+        self.save_for_backward(output=logits)
         return logits
 
     def backward(self, dlogits):
@@ -175,7 +169,7 @@ class Transformer(Module):
         dlogits: (B, T, tgt_vocab) -> None (token ids have no gradient). Adds into every
         parameter's gradient; a shared embedding receives three contributions (tf.13).
         """
-        self.saved()
+        self.saved(dlogits)
         dg = self.output.backward(dlogits)  # (tf.8)
         dy, dmemory = self.decoder.backward(dg)  # (tf.9), (tf.10)
         self.tgt_embed.backward(self.tgt_pos.backward(self.tgt_dropout.backward(dy)))  # (tf.12)
@@ -202,38 +196,36 @@ class Transformer(Module):
             self._on_params_backend(src_mask),
         )
 
-    def decode_cached(self, tgt_new, cache):
-        """Logits (B, T_new, tgt_vocab) of target tokens tgt_new (B, T_new) at positions
-        cache.length .. cache.length + T_new - 1, reading and extending ``cache`` (dec.2)-(dec.4).
-
-        Equal to the last T_new rows of ``decode`` on the whole target so far (dec.1). The causal
-        rows of the mask are built here; target padding needs no mask (a padded target position
-        only ever sees earlier positions, and its own output is ignored). More than max_len
-        positions is a ValueError naming both numbers. Inference only: eval mode, no backward.
-        """
+    # -- checks ------------------------------------------------------------------------------------
+    def _check_cache(self, cache, B, T, memory, src_mask, tgt_mask):
+        """The position of the first target: 0 without a cache, cache.length with one."""
+        if cache is None:
+            if memory is None:
+                raise ValueError("memory: expected the encoder's output (B, S, D) (or a cache from new_cache), "
+                                 "received None")
+            return 0
         if self.training:
-            raise RuntimeError("Transformer.decode_cached: expected eval mode (call model.eval()), received training mode")
-        self._cache = None  # nothing here for backward
-        B, T_new = self._check_ids(tgt_new, self.tgt_embed.vocab_size, "tgt_new")
-        if not isinstance(cache, KVCache) or cache.cross_attn is None or cache.batch_size != B:
-            got = f"batch {cache.batch_size}" if isinstance(cache, KVCache) else type(cache).__name__
-            raise ValueError(f"cache: expected a KVCache from new_cache(memory, src_mask) of batch {B}, received {got}")
-        start = cache.length
-        cache.check_room(T_new)
-        xp = get_array_module(self.tgt_embed.weight.data)
-        rows = xp.arange(start, start + T_new)[:, None] >= xp.arange(start + T_new)[None, :]
-        y = self.tgt_dropout.forward(self.tgt_pos.forward(self.tgt_embed.forward(tgt_new), offset=start))  # (tf.2)
-        g = self.decoder.forward_cached(y, cache, rows[None, None])  # (tf.5), (tf.6): causal rows
-        return self.output.forward(g)  # (tf.7)
+            raise RuntimeError("Transformer.decode with a cache: expected eval mode (call model.eval()), "
+                               "received training mode")
+        check_kv_cache(cache, len(self.decoder.layers), B, cross=True)
+        given = [name for name, a in (("memory", memory), ("src_mask", src_mask), ("tgt_mask", tgt_mask))
+                 if a is not None]
+        if given:
+            raise ValueError(f"decode with a cache: expected no {', '.join(given)} (the cache holds the memory's "
+                             f"K, V and the source mask; the causal rows are built here), received them")
+        cache.check_room(T)
+        return cache.length
 
     def _on_params_backend(self, mask):
         """``mask`` moved to the backend of the parameters (masks come from the CPU data pipeline)."""
         return None if mask is None else to_backend(mask, backend_name(self.src_embed.weight.data))
 
     def _check_ids(self, ids, vocab, name):
-        """ids: integer (B, L) in [0, vocab) with L <= max_len; returns (B, L)."""
+        """ids: integer (B, L) in [0, vocab) with 1 <= L <= max_len; returns (B, L)."""
         check_int_ids(ids, 0, vocab, name)
         check_ndim(ids, 2, name, "(B, length)")
+        if ids.shape[0] == 0 or ids.shape[1] == 0:
+            raise ValueError(f"{name}: expected at least one sequence of at least one token, received shape {ids.shape}")
         if ids.shape[1] > self.max_len:
             raise ValueError(f"{name}: expected a length of at most max_len={self.max_len}, received {ids.shape[1]}")
         return ids.shape

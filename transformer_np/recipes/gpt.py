@@ -30,7 +30,8 @@ from ..data import (
     sort_gpt_batch,
     train_val_split,
 )
-from ..decode import exact_match, greedy_continue
+from ..decode import exact_match
+from ..generate import generate
 from ..loss import CrossEntropyLoss
 from ..models.gpt import GPT
 from ..optim import AdamW, make_schedule, param_groups
@@ -40,7 +41,7 @@ from .base import Run, held_out_rng, register, seeded
 def evaluate_sort_gpt(model, x, y, length, loss_fn):
     """Loss on the held-out (x, y), then greedy continuation of each prompt x[:, :length]."""
     loss = float(loss_fn.forward(model.forward(x), y))
-    pred = greedy_continue(model, x[:, :length], length)[:, length:]
+    pred = generate(model, x[:, :length], length, temperature=0)[:, length:]
     return {"loss": loss, "exact_match": exact_match(pred, y[:, length - 1:], pad=IGNORE_INDEX)}
 
 
@@ -51,8 +52,8 @@ def evaluate_sort_gpt(model, x, y, length, loss_fn):
 def _build_sort_gpt(config):
     c = config
     length, digits = c["length"], c["num_digits"]
-    model = GPT(digits, 2 * length - 1, c["n_layers"], c["n_heads"], c["d_model"], c["dropout"],
-                bias=True, activation="gelu_tanh", rng=seeded(c["seed"], 0))
+    model = GPT(vocab_size=digits, block_size=2 * length - 1, n_layers=c["n_layers"], n_heads=c["n_heads"],
+                d_model=c["d_model"], dropout=c["dropout"], bias=True, activation="gelu_tanh", rng=seeded(c["seed"], 0))
     groups = param_groups(model.named_parameters(), c["weight_decay"], no_decay_names=("embedding",))
     optimizer = AdamW(groups, lr=c["lr"], betas=(0.9, 0.95))
     loss_fn = CrossEntropyLoss(ignore_index=IGNORE_INDEX)
@@ -87,8 +88,9 @@ def _build_shakespeare(config):
     text = load_shakespeare()
     tokenizer = CharTokenizer.from_text(text)
     train, val = train_val_split(tokenizer.encode(text), 0.9)
-    model = GPT(tokenizer.vocab_size, c["block_size"], c["n_layers"], c["n_heads"], c["d_model"], c["dropout"],
-                bias=False, activation="gelu", rng=seeded(c["seed"], 0))
+    model = GPT(vocab_size=tokenizer.vocab_size, block_size=c["block_size"], n_layers=c["n_layers"],
+                n_heads=c["n_heads"], d_model=c["d_model"], dropout=c["dropout"], bias=False, activation="gelu",
+                rng=seeded(c["seed"], 0))
     optimizer = AdamW(param_groups(model.named_parameters(), c["weight_decay"]), lr=c["lr"], betas=(0.9, c["beta2"]))
     # nanoGPT's get_lr(it), it = 0, 1, ..., is warmup_cosine_lr(it + 1, lr, warmup + 1, steps + 1, min_lr)
     schedule = make_schedule("warmup_cosine", max_lr=c["lr"], warmup=c["warmup"] + 1, total=c["steps"] + 1,

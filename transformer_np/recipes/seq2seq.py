@@ -88,8 +88,9 @@ def distinct_pairs(draw, n):
 def _toy_run(config, draw, vocab):
     """Model, AdamW, warmup + cosine, batches from ``draw(rng, n, split, exclude=None)``, held-out evaluation."""
     c = config
-    model = Transformer(vocab, vocab, c["d_model"], c["n_heads"], c["n_layers"], c["d_ff"], c["dropout"],
-                        max_len=64, norm="pre", share_embeddings=True, rng=seeded(c["seed"], 0))
+    model = Transformer(src_vocab=vocab, tgt_vocab=vocab, d_model=c["d_model"], n_heads=c["n_heads"],
+                        n_layers=c["n_layers"], d_ff=c["d_ff"], dropout=c["dropout"], max_len=64, norm="pre",
+                        share_embeddings=True, rng=seeded(c["seed"], 0))
     optimizer = AdamW(param_groups(model.named_parameters(), c["weight_decay"]), lr=c["lr"],
                       betas=(0.9, 0.98), eps=1e-9)
     schedule = make_schedule("warmup_cosine", max_lr=c["lr"], warmup=min(c["warmup"], c["steps"]),
@@ -143,8 +144,9 @@ ANNOTATED = {"steps": 400, "batch_size": 80, "d_model": 512, "n_heads": 8, "n_la
           {**ANNOTATED, "steps": 1500, "d_model": 64, "d_ff": 256})
 def _build_annotated_copy(config):
     c = config
-    model = Transformer(11, 11, c["d_model"], c["n_heads"], c["n_layers"], c["d_ff"], c["dropout"],
-                        norm="pre", rng=seeded(c["seed"], 0))
+    model = Transformer(src_vocab=11, tgt_vocab=11, d_model=c["d_model"], n_heads=c["n_heads"],
+                        n_layers=c["n_layers"], d_ff=c["d_ff"], dropout=c["dropout"], norm="pre",
+                        rng=seeded(c["seed"], 0))
     # Their Adam has lr = 0.5 and a LambdaLR multiplies it by rate(step): factor 1 times 0.5.
     optimizer = Adam(model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
     loss_fn = CrossEntropyLoss(c["label_smoothing"], ignore_index=0)

@@ -1,0 +1,175 @@
+"""Model configurations, and the one place where a configuration becomes layers.
+
+Each model family has one frozen dataclass (``GPTConfig`` in gpt.py, ``TransformerConfig`` in
+transformer.py) that states every field once, with its default and its meaning; both extend
+``BlockConfig``, the fields a block reads, so a field added there reaches both families:
+
+    config = GPTConfig(vocab_size=65, block_size=64, n_layers=4, n_heads=4, d_model=128)
+    model = GPT(config)                       # GPT(vocab_size=65, ...) builds the same config
+    variant = dataclasses.replace(config, dropout=0.1)
+    config.to_dict(), GPTConfig.from_dict(d)  # JSON-able: checkpoints store it
+
+The model and its blocks receive the configuration object itself and read the fields they
+need; the builders below turn it into the layers every block is made of. A new variant (a
+kind of attention, a position scheme) is one field here and one argument of its layer.
+Counts and memory formulas read the same object (models/counting.py).
+"""
+
+import dataclasses
+import functools
+import numbers
+
+from ..layers.feedforward import ACTIVATIONS, PositionwiseFeedForward
+from ..layers.multihead import MultiHeadAttention
+from ..layers.residual import NORM_POSITIONS, Residual
+
+
+def model_config(cls):
+    """Class decorator: ``cls`` becomes a frozen, keyword-only dataclass whose constructor names
+    the expected fields when it receives an unknown or misses a required one, and runs
+    ``cls.validate`` (which checks the values and may resolve defaults)."""
+    cls = dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+    generated = cls.__init__
+    names = [f.name for f in dataclasses.fields(cls)]
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+
+    @functools.wraps(generated)
+    def __init__(self, **fields):
+        unknown = sorted(set(fields) - set(names))
+        missing = [n for n in required if n not in fields]
+        if unknown or missing:
+            raise TypeError(
+                f"{cls.__name__}: expected fields among {names} (required: {required}), received "
+                + (f"unknown fields {unknown}" if unknown else "") + (" and " if unknown and missing else "")
+                + (f"no value for {missing}" if missing else "")
+            )
+        generated(self, **fields)
+        self.validate()
+
+    cls.__init__ = __init__
+    return cls
+
+
+class ModelConfig:
+    """What every configuration shares: validation, dict round trip, the head width."""
+
+    def validate(self):
+        """Check the fields; a subclass extends this with its own checks (super() first)."""
+
+    @classmethod
+    def field_names(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def to_dict(self):
+        """{field: value}, JSON-able."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, fields):
+        """The configuration with these fields (missing ones take their defaults)."""
+        return cls(**dict(fields))
+
+    @property
+    def d_head(self):
+        """Features per head, d_model / n_heads."""
+        return self.d_model // self.n_heads
+
+
+@model_config
+class BlockConfig(ModelConfig):
+    """What one Transformer block is made of: the fields every family's blocks read.
+
+    d_model      width of the block's input and output (the residual stream)
+    n_heads      attention heads, d_model / n_heads features each
+    d_ff         the feed-forward width (None: 4 d_model)
+    dropout      on the attention weights, the FFN's hidden units and each sub-layer's output
+    activation   "relu" (the paper), "gelu" (exact) or "gelu_tanh" (GPT-2's approximation)
+    norm         "post" (the paper: LayerNorm after each residual sum) or "pre" (GPT-2)
+    bias         biases of the linear layers (the LayerNorms keep theirs)
+
+    An EncoderLayer, DecoderLayer or GPTBlock can be built from one on its own
+    (``EncoderLayer(BlockConfig(d_model=24, n_heads=2))``); the model families' configurations
+    extend it with their own fields and defaults.
+    """
+
+    d_model: int
+    n_heads: int
+    d_ff: int = None
+    dropout: float = 0.0
+    activation: str = "relu"
+    norm: str = "post"
+    bias: bool = True
+
+    def validate(self):
+        super().validate()
+        if self.d_ff is None:
+            object.__setattr__(self, "d_ff", 4 * self.d_model)
+        for name in ("d_model", "n_heads", "d_ff"):
+            positive_int(self, name)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"{type(self).__name__}: expected d_model divisible by n_heads, received "
+                             f"d_model={self.d_model}, n_heads={self.n_heads}")
+        dropout = self.dropout
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+            raise ValueError(f"{type(self).__name__}: expected dropout in [0, 1), received {dropout!r}")
+        object.__setattr__(self, "dropout", float(dropout))
+        choice(self, "activation", ACTIVATIONS)
+        choice(self, "norm", NORM_POSITIONS)
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"{type(self).__name__}: expected bias True or False, received {self.bias!r}")
+
+
+def positive_int(config, name):
+    """Refuse a field that is not an integer >= 1 (naming it); store it as a Python int."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{type(config).__name__}: expected {name} an integer >= 1, received {value!r}")
+    object.__setattr__(config, name, int(value))
+
+
+def choice(config, name, choices):
+    """Refuse a field whose value is not one of ``choices``, naming them."""
+    value = getattr(config, name)
+    if value not in choices:
+        raise ValueError(f"{type(config).__name__}: expected {name} one of {', '.join(map(repr, choices))}, "
+                         f"received {value!r}")
+
+
+def config_from(cls, config, fields):
+    """The ``cls`` configuration a model or block was given: ``config`` itself (an instance of
+    ``cls`` or of a subclass, or a dict read from a checkpoint), or one built from the keyword
+    ``fields``; not both."""
+    if config is not None and fields:
+        raise TypeError(f"expected a {cls.__name__} or its fields as keywords, received both "
+                        f"(a config and {sorted(fields)})")
+    if config is None:
+        return cls(**fields)
+    if isinstance(config, dict):
+        return cls.from_dict(config)
+    if not isinstance(config, cls):
+        raise TypeError(f"config: expected a {cls.__name__} (or a dict of its fields), received "
+                        f"{type(config).__name__}")
+    return config
+
+
+# -- the builders: a configuration becomes layers ----------------------------------------------------
+
+
+def attention_layer(config, *, rng, dtype):
+    """The MultiHeadAttention of one block, as ``config`` describes it."""
+    return MultiHeadAttention(config.d_model, config.n_heads, dropout=config.dropout, bias=config.bias,
+                              rng=rng, dtype=dtype)
+
+
+def feedforward_layer(config, *, rng, dtype, dropout=None):
+    """The PositionwiseFeedForward of one block (d_model -> d_ff -> d_model); ``dropout`` on its
+    hidden units defaults to the configuration's."""
+    dropout = config.dropout if dropout is None else dropout
+    return PositionwiseFeedForward(config.d_model, config.d_ff, config.activation, dropout, bias=config.bias,
+                                   rng=rng, dtype=dtype)
+
+
+def residual(sublayer, config, *, rng, dtype):
+    """``sublayer`` in a residual wrapper with the configuration's LayerNorm position and dropout."""
+    return Residual(sublayer, config.d_model, config.norm, config.dropout, rng=rng, dtype=dtype)
