@@ -37,6 +37,9 @@ def gradcheck(args, cases=None):
         + (f"{args.tol:g}" if args.tol else f"{TOLERANCE:g} per layer, {WHOLE_MODEL_TOLERANCE:g} per whole model")
         + "; float64 central differences, see transformer_np/gradcheck.py)"
     )
+    if any(r.verdict == "zero" for r in rows):
+        print("zero: a gradient that is zero by the mathematics, measured absolutely (analytic and numeric both "
+              "below the checker's floor, 10 u sum|y G| / eps), not relatively")
     return 1 if failed else 0
 
 
