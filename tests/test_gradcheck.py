@@ -72,7 +72,7 @@ def test_check_function_on_a_students_own_functions():
 
 def test_float32_is_refused_with_a_reason():
     layer = Linear(3, 2, dtype=np.float32)
-    with pytest.raises(TypeError, match="gradient checks need float64, received float32"):
+    with pytest.raises(TypeError, match="gradient checks expected float64, received float32"):
         check_module(layer, np.ones((2, 3), dtype=np.float32))
 
 

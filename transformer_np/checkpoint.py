@@ -123,8 +123,13 @@ def read_entries(path, keys=None):
     try:
         with open(path, "rb") as f:
             head = f.read(6)
+    except FileNotFoundError:
+        raise CheckpointError(f"{where}: expected a file, received a path where none exists") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{where}: expected a file, received a folder") from None
     except OSError as error:
-        raise CheckpointError(f"{where}: expected a readable file ({error.strerror or error})") from None
+        raise CheckpointError(f"{where}: expected a readable file, received one that cannot be read "
+                              f"({error.strerror or error})") from None
     if not head.startswith(b"PK\x03\x04"):
         raise CheckpointError(f"{where}: expected a .npz archive written by transformer_np, received {_kind(head)}")
     try:

@@ -112,6 +112,15 @@ def check_writable(path, name="path"):
         os.close(fd)
         os.unlink(tmp)
     except OSError as error:
-        raise ValueError(f"{name}: expected a path that can be written, received {where!r} "
-                         f"({error.strerror or error})") from None
+        blocker = _existing_ancestor(where)
+        why = f"{blocker} is a file, not a folder" if not os.path.isdir(blocker) else error.strerror or error
+        raise ValueError(f"{name}: expected a path that can be written, received {where!r} ({why})") from None
     return path
+
+
+def _existing_ancestor(path):
+    """The longest prefix of ``path`` (absolute) that exists."""
+    current = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(current) and os.path.dirname(current) != current:
+        current = os.path.dirname(current)
+    return current

@@ -130,7 +130,7 @@ def checker_rng(seed=0):
 def _require_float64(x, what):
     if x.dtype != np.float64:
         raise TypeError(
-            f"{what}: gradient checks need float64, received {x.dtype} "
+            f"{what}: gradient checks expected float64, received {x.dtype} "
             "(build the layer with dtype=np.float64 and pass float64 inputs)"
         )
 
@@ -178,8 +178,8 @@ def check_function(forward, backward, *inputs, params=None, names=None, seed=0, 
     grads = _as_tuple(backward(G))
     if len(grads) != len(float_idx):
         raise ValueError(
-            f"backward returned {len(grads)} gradient(s), expected {len(float_idx)} "
-            f"(one per floating-point input)"
+            f"backward: expected {len(float_idx)} gradient(s), one per floating-point input, "
+            f"received {len(grads)}"
         )
 
     def output():
