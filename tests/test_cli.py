@@ -224,3 +224,29 @@ def test_plot_all_shows_its_progress(tmp_path, capsys):
     assert lines[0].startswith("training the demo model (reverse, seed 0, 30 steps), then writing 9 figures")
     assert [line.split("  ")[1] for line in lines[1:]] == [f"({i} of {len(FIGURES)})" for i in range(1, 10)]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.png" for name in FIGURES)
+
+
+def test_the_command_line_restarts_with_one_blas_thread_unless_chosen(monkeypatch):
+    from transformer_np import __main__ as cli
+
+    calls = []
+    monkeypatch.setattr(cli.os, "execve", lambda path, argv, env: calls.append((path, list(argv), env)))
+    for name in cli.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    cli.one_blas_thread_unless_chosen()
+    if cli.os.name != "posix":
+        assert calls == []
+        return
+    (path, argv, env), = calls
+    assert argv == list(cli.sys.orig_argv) and all(env[name] == "1" for name in cli.THREAD_VARIABLES)
+    calls.clear()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user's choice is kept: no restart
+    cli.one_blas_thread_unless_chosen()
+    assert calls == []
+
+
+def test_the_test_suite_runs_with_one_blas_thread_unless_chosen():
+    import os
+
+    chosen = os.environ.get("OPENBLAS_NUM_THREADS")
+    assert chosen is not None  # conftest.py at the top of the repository sets it before NumPy loads

@@ -104,7 +104,6 @@ def train(args):
             raise UsageError(str(error)) from None
         except ValueError as error:  # weights that do not fit the model its config describes
             raise UsageError(weights_mismatch(args.resume, error)) from None
-    if args.resume:
         extended = f", extended from {config['steps']} steps" if run.steps != config["steps"] else ""
         print(f"resumed {run.name} from {args.resume} at step {trainer.step} of {run.steps}{extended}")
     start = time.perf_counter()
