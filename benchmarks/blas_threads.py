@@ -1,7 +1,7 @@
 """How many BLAS threads, on a shared machine? Wall time of a training command and of part of the
 test suite with 1 and with 2 BLAS threads, alone and beside another CPU-bound process.
 
-    python benchmarks/blas_threads.py [--steps 60] [--tests tests/test_train.py ...]
+    python benchmarks/blas_threads.py [--steps 60] [--tests tests/test_train.py ...] [--timeout 600] [--only tests]
 
 Each command runs in a fresh process with OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and
 MKL_NUM_THREADS set (they must be set before NumPy is imported, hence a process each). The
@@ -21,10 +21,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def timed(command, threads):
+def timed(command, threads, timeout):
+    """Wall seconds of ``command`` with ``threads`` BLAS threads; None when stopped after ``timeout``."""
     env = {**os.environ, "PYTHONPATH": ROOT, **{name: str(threads) for name in THREAD_VARIABLES}}
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
@@ -42,6 +47,8 @@ def machine():
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60, help="steps of the shakespeare recipe")
+    parser.add_argument("--timeout", type=float, default=600, help="stop a run after this many seconds")
+    parser.add_argument("--only", choices=("train", "tests"), help="one of the two commands")
     parser.add_argument("--tests", nargs="+", default=["tests/test_train.py", "tests/test_gpt.py",
                                                        "tests/test_encoder_decoder.py"])
     args = parser.parse_args()
@@ -51,21 +58,23 @@ def main():
         "pytest " + " ".join(os.path.basename(t) for t in args.tests): [
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args.tests],
     }
+    if args.only:
+        commands = {k: v for k, v in commands.items() if k.startswith(args.only if args.only == "train" else "pytest")}
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {machine()}")
-    print(f"{'command':<58} {'neighbour':>9} {'1 thread':>9} {'2 threads':>10} {'2 / 1':>6}  load before")
+    print(f"{'command':<58} {'neighbour':>9} {'threads':>7} {'seconds':>9}  load before")
     for name, command in commands.items():
         for neighbour in (False, True):
-            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if neighbour else None
-            try:
-                load = os.getloadavg()[0]
-                one, two = timed(command, 1), timed(command, 2)
-            finally:
-                if busy is not None:
-                    busy.kill()
-                    busy.wait()
-            print(f"{name:<58} {'busy' if neighbour else 'none':>9} {one:8.1f}s {two:9.1f}s {two / one:5.2f}x  {load:.1f}",
-                  flush=True)
-
+            for threads in (1, 2):
+                busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if neighbour else None
+                try:
+                    load = os.getloadavg()[0]
+                    seconds = timed(command, threads, args.timeout)
+                finally:
+                    if busy is not None:
+                        busy.kill()
+                        busy.wait()
+                shown = f"{seconds:8.1f}s" if seconds is not None else f">{args.timeout:.0f}s".rjust(9)
+                print(f"{name:<58} {'busy' if neighbour else 'none':>9} {threads:>7} {shown}  {load:.1f}", flush=True)
 
 if __name__ == "__main__":
     main()

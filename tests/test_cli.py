@@ -215,17 +215,6 @@ def test_translate_warns_outside_training_and_names_special_symbols(reverse_chec
     assert show_output(np.array([5, 13, BOS, EOS]), {"recipe": "add"}) == "2+<bos>"  # no sum to read back
 
 
-def test_plot_all_shows_its_progress(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
-    from transformer_np.figures import FIGURES
-
-    assert main(["plot", "--all", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("training the demo model (reverse, seed 0, 30 steps), then writing 9 figures")
-    assert [line.split("  ")[1] for line in lines[1:]] == [f"({i} of {len(FIGURES)})" for i in range(1, 10)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.png" for name in FIGURES)
-
-
 def test_the_command_line_restarts_with_one_blas_thread_unless_chosen(monkeypatch):
     from transformer_np import __main__ as cli
 

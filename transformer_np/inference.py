@@ -56,7 +56,7 @@ def load_trained(path):
         run = build_run(**config)
         info = load_checkpoint(path, run.model)
         saved = info.get("extra", {}).get("tokenizer")
-        tokenizer = CharTokenizer.from_dict(json.loads(str(saved))) if saved is not None else run.extras.get("tokenizer")
+        tokenizer = run.extras.get("tokenizer") if saved is None else CharTokenizer.from_dict(json.loads(str(saved)))
     except CheckpointError as error:
         raise UsageError(str(error)) from None
     except ValueError as error:  # weights that do not fit the model its config describes
