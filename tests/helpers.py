@@ -26,3 +26,20 @@ class StubModel:
 
     def eval(self):
         return self.train(False)
+
+
+def train_tiny(path, recipe, steps, **defaults):
+    """Run the train command on ``recipe`` with some of its defaults replaced (settings the command
+    line does not expose, e.g. the model's size), then put the defaults back."""
+    from transformer_np.__main__ import main
+    from transformer_np.recipes import RECIPES
+
+    saved = dict(RECIPES[recipe].defaults)
+    RECIPES[recipe].defaults.update(defaults)
+    try:
+        assert main(["train", "--task", recipe, "--steps", str(steps), "--batch-size", "4", "--quiet",
+                     "--checkpoint", str(path)]) == 0
+    finally:
+        RECIPES[recipe].defaults.clear()
+        RECIPES[recipe].defaults.update(saved)
+    return path

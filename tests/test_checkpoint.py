@@ -140,3 +140,47 @@ def test_the_model_configuration_round_trips_and_another_one_is_refused(tmp_path
     with pytest.raises(ValueError, match="holds another model configuration:\n  activation: expected 'relu', "
                                          "checkpoint has 'gelu'"):
         load_checkpoint(tmp_path / "m.npz", other)
+
+# -- the atomic write: permissions, and what a killed save leaves behind (files.py) ------------------
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes and umask are POSIX")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_checkpoint_gets_the_permissions_of_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)  # process-wide, restored at once
+    try:
+        save_checkpoint(tmp_path / "c.npz", Linear(2, 2))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "c.npz").stat().st_mode & 0o777 == mode  # mkstemp would give 0o600 whatever the umask
+
+
+KILLED_SAVE = """
+import os, sys
+import numpy as np
+from transformer_np.files import atomic_write
+with atomic_write(sys.argv[1]) as f:
+    np.save(f, np.ones(1000))
+    os._exit(9)  # killed in the middle of the save: no clean-up code runs
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="finding dead writers by process id is POSIX only")
+def test_a_killed_save_leaves_no_orphan_after_the_next_save(tmp_path):
+    import subprocess
+    import sys
+
+    from notes_labels import ROOT
+
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, Linear(2, 2), step=1)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    assert subprocess.run([sys.executable, "-c", KILLED_SAVE, str(path)], env=env).returncode == 9
+    orphans = [p.name for p in tmp_path.iterdir() if p.name != "c.npz"]
+    assert len(orphans) == 1 and orphans[0].startswith(".c.npz.") and orphans[0].endswith(".tmp")
+    assert load_checkpoint(path, Linear(2, 2))["step"] == 1  # the old checkpoint is intact
+    live = tmp_path / f".c.npz.{os.getppid()}-0000.tmp"  # a writer that still runs (our parent): kept
+    live.write_bytes(b"")
+    save_checkpoint(path, Linear(2, 2), step=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.npz", live.name])
+    assert load_checkpoint(path, Linear(2, 2))["step"] == 2

@@ -11,6 +11,8 @@ from transformer_np.__main__ import main
 from transformer_np.checkpoint import load_config
 from transformer_np.data import CharTokenizer, load_shakespeare
 
+from helpers import train_tiny
+
 TINY = ["--steps", "12", "--batch-size", "8", "--seed", "3", "--quiet", "--eval-every", "100"]
 
 
@@ -41,13 +43,54 @@ def test_resume_refuses_other_settings(tmp_path, capsys):
     assert main(["train", "--task", "reverse", *TINY, "--checkpoint", str(tmp_path / "r.npz")]) == 0
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "r.npz"), "--lr", "0.1"]) == 2
-    assert "expected no other settings, received --lr" in capsys.readouterr().err
+    assert "expected no other settings than --steps, received --lr" in capsys.readouterr().err
+
+
+def test_resume_extends_a_finished_run_and_keeps_the_checkpoint_it_resumed_from(tmp_path, capsys):
+    first, longer = tmp_path / "r.npz", tmp_path / "r16.npz"
+    assert main(["train", "--task", "reverse", *TINY, "--checkpoint", str(first)]) == 0
+    before = first.read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(first), "--steps", "16", "--quiet", "--checkpoint", str(longer)]) == 0
+    out = capsys.readouterr().out
+    assert "resumed reverse from" in out and "at step 12 of 16, extended from 12 steps" in out
+    assert "at step 16," in final_line(out, "reverse") and f"checkpoint: {longer}" in out
+    assert first.read_bytes() == before  # untouched
+    with np.load(longer, allow_pickle=False) as archive:
+        assert int(archive["step"]) == 16 and json.loads(str(archive["config"]))["steps"] == 16
+        assert archive["extra/history/step"].tolist() == list(range(1, 17))
+    # Over itself only when asked:
+    assert main(["train", "--resume", str(longer), "--steps", "18", "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["train", "--resume", str(longer), "--steps", "18", "--quiet", "--overwrite"]) == 0
+    with np.load(longer, allow_pickle=False) as archive:
+        assert int(archive["step"]) == 18
+
+
+def test_the_last_checkpoint_of_a_run_holds_its_final_evaluation(tmp_path, capsys):
+    path = tmp_path / "c-{step}.npz"
+    assert main(["train", "--task", "copy", *TINY, "--checkpoint", str(path), "--checkpoint-every", "6"]) == 0
+    with np.load(tmp_path / "c-12.npz", allow_pickle=False) as archive:
+        assert archive["extra/history/val_step"].tolist() == [12]
+        assert archive["extra/history/val_exact_match"].size == 1
 
 
 def test_train_rejects_an_unknown_task(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--task", "juggle"])
-    assert "invalid choice: 'juggle'" in capsys.readouterr().err
+    assert main(["train", "--task", "juggle"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --task: expected one of " in err and "received 'juggle'" in err and len(err.splitlines()) == 1
+
+
+def test_help_exits_0(capsys):
+    assert main(["train", "--help"]) == 0
+    assert "--resume" in capsys.readouterr().out
+
+
+def test_the_demo_does_not_write_into_the_readmes_figures(tmp_path, monkeypatch):
+    from transformer_np.__main__ import build_parser
+
+    assert build_parser().parse_args(["demo"]).out == "demo_attention.png"  # the current folder
+    assert build_parser().parse_args(["plot", "--all"]).out is None  # figures/, or figures-quick/ with --quick
 
 
 def test_demo_reports_accuracy_examples_and_saves_a_heatmap(tmp_path, capsys):
@@ -107,22 +150,6 @@ def test_sample_and_translate_refuse_the_other_family(reverse_checkpoint, capsys
            "'reverse': use translate" in capsys.readouterr().err
 
 
-def train_tiny(path, recipe, steps, **defaults):
-    """Run the train command on ``recipe`` with some of its defaults replaced (settings the command
-    line does not expose, e.g. the model's size), then put the defaults back."""
-    from transformer_np.recipes import RECIPES
-
-    saved = dict(RECIPES[recipe].defaults)
-    RECIPES[recipe].defaults.update(defaults)
-    try:
-        assert main(["train", "--task", recipe, "--steps", str(steps), "--batch-size", "4", "--quiet",
-                     "--checkpoint", str(path)]) == 0
-    finally:
-        RECIPES[recipe].defaults.clear()
-        RECIPES[recipe].defaults.update(saved)
-    return path
-
-
 @pytest.fixture(scope="module")
 def shakespeare_checkpoint(tmp_path_factory):
     """A one-layer character model (block size 16) trained for 3 steps."""
@@ -170,3 +197,45 @@ def test_sample_refuses_bad_settings_and_prompts(shakespeare_checkpoint, capsys)
     ]:
         assert main(base + extra) == 2
         assert message in capsys.readouterr().err, extra
+
+
+def test_translate_warns_outside_training_and_names_special_symbols(reverse_checkpoint, capsys):
+    from transformer_np.data import BOS, EOS, PAD
+    from transformer_np.inference import show_output
+
+    capsys.readouterr()
+    long = " ".join(str(i % 10) for i in range(13))
+    assert main(["translate", "--checkpoint", str(reverse_checkpoint), "--input", long, "--input", "1 2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == (f"translate: warning: --input {long!r} has 13 symbols, the model was trained on 1 to 10: "
+                            "expect a wrong answer\n")
+    assert len(captured.out.splitlines()) == 2
+    assert show_output(np.array([3, BOS, 4, PAD, EOS, 5]), {"recipe": "reverse"}) == "0 <bos> 1 <pad>"
+    assert show_output(np.array([5, 3, 4, EOS]), {"recipe": "add"}) == "201 (least significant digit first: 102)"
+    assert show_output(np.array([5, 13, BOS, EOS]), {"recipe": "add"}) == "2+<bos>"  # no sum to read back
+
+
+def test_the_command_line_restarts_with_one_blas_thread_unless_chosen(monkeypatch):
+    from transformer_np import __main__ as cli
+
+    calls = []
+    monkeypatch.setattr(cli.os, "execve", lambda path, argv, env: calls.append((path, list(argv), env)))
+    for name in cli.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    cli.one_blas_thread_unless_chosen()
+    if cli.os.name != "posix":
+        assert calls == []
+        return
+    (path, argv, env), = calls
+    assert argv == list(cli.sys.orig_argv) and all(env[name] == "1" for name in cli.THREAD_VARIABLES)
+    calls.clear()
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the user's choice is kept: no restart
+    cli.one_blas_thread_unless_chosen()
+    assert calls == []
+
+
+def test_the_test_suite_runs_with_one_blas_thread_unless_chosen():
+    import os
+
+    chosen = os.environ.get("OPENBLAS_NUM_THREADS")
+    assert chosen is not None  # conftest.py at the top of the repository sets it before NumPy loads

@@ -12,7 +12,7 @@ The check cell reports through the variable ``exercise_passed`` (True / False).
 Wrong answers: every notebook's solution is made wrong the same way (the ``backward`` it defines
 returns 1.01 times its gradients and adds 1.01 times its parameter gradients; a plain function
 returns 1.01 times its result), and some are also
-given the classic bug of their topic (MUTATIONS: a term dropped, an offset ignored).
+given the classic bug of their topic (MUTATIONS: a term dropped, an offset ignored, `=` instead of `+=`).
 """
 
 import ast
@@ -29,11 +29,13 @@ SOLUTIONS = ROOT / "tests" / "exercise_solutions"
 WRONG = 1.01  # a 1% error in a gradient is ~1e-2 relative error, far above the 1e-7 bar
 # notebook stem -> (text in the solution, its wrong replacement): the classic bug of the topic.
 MUTATIONS = {
-    "00_setup_and_backend": [("self.bias.grad += dy_rows.sum(axis=0)", "pass")],
+    "00_setup_and_backend": [("self.bias.grad += dy_rows.sum(axis=0)", "pass"),
+                             ("self.weight.grad += x_rows.T", "self.weight.grad = x_rows.T")],  # = not +=
     "01_softmax_and_attention": [("(dy - (dy * y).sum(axis=self.axis, keepdims=True))", "dy")],
     "02_multihead_and_masks": [("dx_q + dx_k + dx_v", "dx_q + dx_k")],
     "03_positional_encodings": [("[offset : offset + T]", "[:T]"), (".sum(axis=0)", "[0]")],
-    "04_layernorm_residual_ffn": [(" - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)", "")],
+    "04_layernorm_residual_ffn": [(" - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)", ""),
+                                  ("self.bias.grad += dy", "self.bias.grad = dy")],  # = not +=
     "05_embeddings_output_loss": [("keep[..., None] * ", ""), ("1.0 - eps + eps / V", "1.0 - eps")],
     "06_encoder_decoder": [("dx = dz + dx_attn", "dx = dx_attn"),
                            ("dmemory_k if dmemory is None else dmemory + dmemory_k", "dmemory_k")],

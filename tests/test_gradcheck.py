@@ -72,7 +72,7 @@ def test_check_function_on_a_students_own_functions():
 
 def test_float32_is_refused_with_a_reason():
     layer = Linear(3, 2, dtype=np.float32)
-    with pytest.raises(TypeError, match="gradient checks need float64, received float32"):
+    with pytest.raises(TypeError, match="gradient checks expected float64, received float32"):
         check_module(layer, np.ones((2, 3), dtype=np.float32))
 
 
@@ -105,3 +105,124 @@ def test_dropout_is_checked_with_one_fixed_mask():
     layer = Dropout(0.5).train()
     (fresh,) = check_function(layer.forward, layer.backward, x)
     assert not fresh.passed
+
+
+# -- no false verdicts (issue 10) ------------------------------------------------------------------
+def test_layernorm_passes_when_its_input_comes_from_the_checkers_own_seed():
+    """With G drawn from default_rng(0), G would equal x drawn from default_rng(0): the one
+    direction LayerNorm's backward removes, a true gradient of exactly zero."""
+    from transformer_np.gradcheck import checker_rng
+    from transformer_np.layers import LayerNorm
+
+    x = np.random.default_rng(0).standard_normal((3, 5, 7))
+    assert not np.array_equal(checker_rng(0).standard_normal(x.shape), x)
+    results = {r.what: r for r in check_module(LayerNorm(7, dtype=np.float64), x, names=("x",))}
+    assert all(r.passed and r.measure == "relative" for r in results.values())
+    assert results["x"].max_rel_error < 1e-8
+
+
+def test_the_upstream_gradient_is_the_checkers_own_stream():
+    seen = []
+
+    def forward(x):
+        return 2.0 * x
+
+    def backward(G):
+        seen.append(G.copy())
+        return 2.0 * G
+
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    check_function(forward, backward, x)
+    check_function(forward, backward, x, seed=0)
+    check_function(forward, backward, x, seed=1)
+    assert np.array_equal(seen[0], seen[1]) and not np.allclose(seen[0], seen[2])
+    for user_seed in range(5):
+        assert not np.allclose(seen[0], np.random.default_rng(user_seed).standard_normal((4, 3)))
+
+
+def test_a_zero_gradient_is_reported_as_zero_with_its_floor():
+    from transformer_np.gradcheck import format_results
+    from transformer_np.layers import MultiHeadAttention
+
+    rng = np.random.default_rng(0)
+    layer = MultiHeadAttention(28, 4, rng=rng, dtype=np.float64)
+    results = {r.what: r for r in check_module(layer, rng.standard_normal((3, 5, 28)), names=("x",))}
+    key_bias = results.pop("w_k.bias")
+    assert key_bias.is_zero and key_bias.passed and key_bias.measure == "absolute" and key_bias.verdict == "zero"
+    assert key_bias.max_rel_error > 1e-3  # the relative error of rounding noise, which no longer decides
+    assert 1e-9 < key_bias.zero_floor < 1e-5 and key_bias.max_abs_error < key_bias.zero_floor
+    assert all(r.passed and not r.is_zero for r in results.values())
+    text = format_results([key_bias, results["x"]])
+    assert "w_k.bias" in text and "zero" in text and f"{key_bias.zero_floor:.1e}" in text
+    assert "measure: relative error" in text
+
+
+def test_a_nonzero_gradient_is_never_called_zero():
+    """A backward that returns zeros where the true gradient is not zero fails (the numeric side is large)."""
+    x = np.random.default_rng(3).standard_normal((4, 3))
+    (r,) = check_function(lambda x: x**2, lambda G: np.zeros_like(G), x)
+    assert not r.passed and not r.is_zero and r.verdict == "NO"
+
+
+def test_an_explicit_zero_floor_is_used_and_reported():
+    x = np.random.default_rng(3).standard_normal((4, 3))
+    (r,) = check_function(lambda x: 1e-9 * x, lambda G: np.zeros_like(G), x, zero_floor=1e-6)
+    assert r.is_zero and r.zero_floor == 1e-6 and r.passed
+    (r,) = check_function(lambda x: 1e-9 * x, lambda G: np.zeros_like(G), x, zero_floor=1e-12)
+    assert not r.is_zero and not r.passed
+
+
+class AssignsInsteadOfAdding(Linear):
+    """A student's mistake: ``=`` instead of ``+=`` for the weight (the Module contract says add)."""
+
+    def backward(self, dy):
+        (x,) = self.saved(dy)
+        self.weight.grad[...] = x.reshape(-1, self.d_in).T @ dy.reshape(-1, self.d_out)
+        self.bias.grad += dy.reshape(-1, self.d_out).sum(axis=0)
+        return dy @ self.weight.data.T
+
+
+def test_assigning_instead_of_adding_fails_with_a_message_saying_so():
+    from transformer_np.gradcheck import format_results
+
+    rng = np.random.default_rng(0)
+    layer = AssignsInsteadOfAdding(7, 4, rng=rng, dtype=np.float64)
+    results = {r.what: r for r in check_module(layer, rng.standard_normal((3, 5, 7)), names=("x",))}
+    assert results["weight"].overwrote and not results["weight"].passed
+    assert results["weight"].verdict == "NO (= not +=)"
+    assert results["x"].passed and results["bias"].passed and not results["bias"].overwrote
+    text = format_results(list(results.values()))
+    assert "weight: backward replaced .grad (=) instead of adding to it (+=)" in text
+
+
+def test_after_a_check_grad_holds_backwards_own_contribution():
+    rng = np.random.default_rng(0)
+    layer = Linear(7, 4, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((3, 5, 7))
+    check_module(layer, x)
+    from transformer_np.gradcheck import checker_rng
+
+    G = checker_rng(0).standard_normal((3, 5, 4))
+    np.testing.assert_allclose(layer.weight.grad, x.reshape(-1, 7).T @ G.reshape(-1, 4), rtol=1e-12, atol=1e-12)
+
+
+def test_check_function_names_its_inputs():
+    def forward(a, ids, b):
+        return a * b[ids]
+
+    def backward(G):
+        db = np.zeros_like(cache["b"])
+        np.add.at(db, cache["ids"], G * cache["a"])
+        return G * cache["b"][cache["ids"]], db
+
+    rng = np.random.default_rng(4)
+    cache = {"a": rng.standard_normal(5), "ids": rng.integers(0, 3, size=5), "b": rng.standard_normal(3)}
+    results = check_function(forward, backward, cache["a"], cache["ids"], cache["b"], names=("a", "b"))
+    assert [r.what for r in results] == ["a", "b"] and all(r.passed for r in results)
+    with pytest.raises(ValueError, match=r"names: expected 2 name\(s\), one per floating-point input, received \('a',\)"):
+        check_function(forward, backward, cache["a"], cache["ids"], cache["b"], names=("a",))
+
+
+def test_a_seed_that_is_not_a_non_negative_integer_is_refused():
+    with pytest.raises(ValueError, match="seed: expected a non-negative integer, received -1"):
+        check_function(lambda x: x, lambda G: G, np.ones(3), seed=-1)

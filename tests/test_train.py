@@ -185,3 +185,56 @@ def test_keep_freed_memory_applies_on_glibc():
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("keep_freed_memory only changes glibc's malloc")
     assert keep_freed_memory() is True
+
+
+def test_the_last_checkpoint_holds_the_final_evaluation_when_the_interval_divides_the_steps(tmp_path):
+    trainer = fixed_batch_setup()[0]
+    trainer.eval_fn = lambda model: {"loss": 1.0}
+    trainer.checkpoint_path, trainer.checkpoint_every = str(tmp_path / "run-{step}.npz"), 2
+    trainer.fit(4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-2.npz", "run-4.npz"]
+    with np.load(tmp_path / "run-4.npz", allow_pickle=False) as archive:
+        assert archive["extra/history/val_step"].tolist() == [4]  # evaluated at the end, then saved
+
+
+def test_a_checkpoint_path_is_checked_when_the_trainer_is_made(tmp_path):
+    """Not after training: a run-{stp}.npz typo used to throw a finished run away."""
+    with pytest.raises(ValueError, match=r"checkpoint_path: expected a path whose only field is \{step\}.*'stp'"):
+        Trainer(*_trainer_parts(), rng=np.random.default_rng(0), checkpoint_path=str(tmp_path / "run-{stp}.npz"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"checkpoint_path: expected a path that can be written, .*file is a file"):
+        Trainer(*_trainer_parts(), rng=np.random.default_rng(0), checkpoint_path=str(tmp_path / "file" / "r.npz"))
+    with pytest.raises(ValueError, match="checkpoint_path: expected a file path, received .* which is a folder"):
+        Trainer(*_trainer_parts(), rng=np.random.default_rng(0), checkpoint_path=str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the probes left nothing behind
+
+
+def _trainer_parts():
+    trainer, model, x, y = fixed_batch_setup()
+    return model, trainer.optimizer, trainer.loss_fn, trainer.get_batch
+
+
+def test_load_may_extend_a_run_to_more_steps(tmp_path):
+    run = build_run("copy", **TINY_RUNS["copy"], steps=3)
+    first = run.trainer(quiet=True, eval_every=None)
+    first.fit(3)
+    first.save(tmp_path / "c.npz")
+    longer = build_run("copy", **TINY_RUNS["copy"], steps=5)
+    trainer = longer.trainer(quiet=True, eval_every=None)
+    with pytest.raises(ValueError, match="steps: expected 5, checkpoint has 3"):
+        trainer.load(tmp_path / "c.npz")
+    assert trainer.load(tmp_path / "c.npz", may_differ=("steps",))["step"] == 3
+    trainer.fit(5)
+    assert trainer.step == 5 and trainer.history["step"] == [1, 2, 3, 4, 5]
+    assert trainer.history["loss"][:3] == first.history["loss"]
+
+
+def test_the_shakespeare_recipe_caps_its_warmup_at_the_steps():
+    from transformer_np.recipes import RECIPES
+
+    small = {"n_layers": 1, "n_heads": 2, "d_model": 16, "block_size": 16, "eval_iters": 1}
+    assert RECIPES["shakespeare"].defaults["warmup"] > 20
+    run = build_run("shakespeare", steps=20, **small)
+    lrs = [run.schedule(s) for s in range(1, 21)]
+    assert all(0 < a < b for a, b in zip(lrs, lrs[1:]))  # 20 steps, all of them warming up
+    assert lrs[-1] == pytest.approx(1e-3 * 20 / 21)

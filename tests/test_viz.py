@@ -198,9 +198,11 @@ def test_plot_all_writes_every_png(tmp_path, capsys):
     # the command line's `plot --all`, through make_all_figures with a few training steps
     from transformer_np.__main__ import main
 
-    assert main(["plot", "--all", "--quick", "--out", str(tmp_path / "figs")]) == 0
-    paths = capsys.readouterr().out.split()
-    names = sorted(p.rsplit("/", 1)[-1] for p in paths)
+    assert main(["plot", "--all", "--quick", "--quiet", "--out", str(tmp_path / "figs")]) == 0
+    lines = capsys.readouterr().out.splitlines()  # what is trained, then each path as it is written
+    assert lines[0].startswith("training the demo model (reverse, seed 0, 30 steps), then writing 9 figures")
+    assert [line.split("  ")[1] for line in lines[1:]] == [f"({i} of 9)" for i in range(1, 10)]
+    names = sorted(line.split()[0].rsplit("/", 1)[-1] for line in lines[1:])
     assert names == sorted(["demo_attention.png", "attention_encoder_self.png", "attention_decoder_self.png",
                             "attention_cross.png", "positional_encoding.png", "lr_schedule.png",
                             "lr_warmup_cosine.png", "label_smoothing.png", "loss_curve.png"])

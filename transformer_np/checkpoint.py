@@ -17,18 +17,29 @@ Layout of the archive (every entry a plain array, so it loads with ``allow_pickl
 Saving the dropout generators as well as the weights is what lets a resumed run draw the same
 dropout masks, and so take exactly the steps an uninterrupted run would have taken.
 
-Writing is atomic: the archive goes to a temporary file in the same folder, is flushed to disk
-and then renamed over the target, so a crash leaves either the old checkpoint or the new one,
-never half of one.
+Writing is atomic (``files.atomic_write``): the archive goes to a temporary file in the same
+folder, is flushed to disk and then renamed over the target, so a crash leaves either the old
+checkpoint or the new one, never half of one; the file gets the permissions the umask gives.
+
+Reading never unpickles anything, and a file that cannot serve as a checkpoint (missing,
+empty, truncated, damaged, a .npy array, a pickle, an archive of something else) is refused
+with one ``CheckpointError`` line saying which, never with NumPy's advice to unpickle it.
 """
 
 import json
-import os
-import tempfile
+import zipfile
+import zlib
 
 import numpy as np
 
 from .backend import to_numpy
+from .files import atomic_write
+
+REQUIRED = ("config", "step")  # the entries every checkpoint has
+
+
+class CheckpointError(ValueError):
+    """A file that cannot be used as a checkpoint: missing, unreadable, damaged or of another kind."""
 
 
 def model_generators(model):
@@ -60,18 +71,8 @@ def save_checkpoint(path, model, optimizer=None, step=0, rng=None, config=None, 
     if bad:
         raise TypeError(f"checkpoint entries must be plain arrays, received object arrays for {bad}")
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
 
 
 def load_checkpoint(path, model, optimizer=None, rng=None, config=None):
@@ -83,9 +84,8 @@ def load_checkpoint(path, model, optimizer=None, rng=None, config=None):
     (``model_generators``) are not those saved. Returns ``{"step": int, "config": dict}``, plus
     ``"extra": {key: array}`` when the checkpoint holds extra arrays.
     """
-    with np.load(path, allow_pickle=False) as archive:
-        entries = {key: archive[key] for key in archive.files}
-    saved_config = json.loads(str(entries["config"]))
+    entries = read_entries(path)
+    saved_config = _config(path, entries)
     if config is not None and config != saved_config:
         keys = sorted(set(config) | set(saved_config))
         diffs = [f"{k}: expected {config.get(k)!r}, checkpoint has {saved_config.get(k)!r}" for k in keys
@@ -117,8 +117,71 @@ def load_checkpoint(path, model, optimizer=None, rng=None, config=None):
 
 def load_config(path):
     """The configuration saved in the checkpoint at ``path`` (to rebuild its model before loading)."""
-    with np.load(path, allow_pickle=False) as archive:
-        return json.loads(str(archive["config"]))
+    return _config(path, read_entries(path, REQUIRED))
+
+
+def load_step(path):
+    """The number of optimisation steps the checkpoint at ``path`` was saved after."""
+    return int(read_entries(path, REQUIRED)["step"])
+
+
+def read_entries(path, keys=None):
+    """{key: array} of the checkpoint at ``path`` (only ``keys`` when given), read without pickle.
+
+    Every way a file can fail to be a checkpoint is one CheckpointError line naming the path.
+    """
+    where = f"checkpoint {path}"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise CheckpointError(f"{where}: expected a file, received a path where none exists") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{where}: expected a file, received a folder") from None
+    except OSError as error:
+        raise CheckpointError(f"{where}: expected a readable file, received one that cannot be read "
+                              f"({error.strerror or error})") from None
+    if not head.startswith(b"PK\x03\x04"):
+        raise CheckpointError(f"{where}: expected a .npz archive written by transformer_np, received {_kind(head)}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in REQUIRED if k not in archive.files]
+            if missing:
+                raise CheckpointError(f"{where}: expected the entries of a transformer_np checkpoint "
+                                      f"({', '.join(REQUIRED)}, model/...), received an archive without {missing}")
+            return {key: archive[key] for key in (archive.files if keys is None else keys)}
+    except ValueError as error:
+        if isinstance(error, CheckpointError):
+            raise
+        if "pickle" in str(error):  # NumPy's message would suggest unpickling: never repeat that advice
+            raise CheckpointError(f"{where}: expected plain arrays, received Python objects, which are never "
+                                  "loaded from a file (they could run code)") from None
+        raise CheckpointError(f"{where}: expected a readable archive, received a damaged one ({error})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+        raise CheckpointError(f"{where}: expected a complete archive, received a truncated or damaged one "
+                              f"({error})") from None
+
+
+def _kind(head):
+    """What the first bytes of a file say it is, for a refusal."""
+    if not head:
+        return "an empty file"
+    if head.startswith(b"\x93NUMPY"):
+        return "a single .npy array (np.save), not an archive"
+    if head[:1] == b"\x80":
+        return "a pickle, which is never loaded (it could run code)"
+    return f"a file of another kind (it starts with {head!r})"
+
+
+def _config(path, entries):
+    try:
+        config = json.loads(str(entries["config"]))
+    except (json.JSONDecodeError, ValueError):
+        config = None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {path}: expected a JSON object as its config, received "
+                              f"{str(entries['config'])[:60]!r}")
+    return config
 
 
 def _model_config(model):

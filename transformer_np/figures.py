@@ -12,6 +12,8 @@ demo's).
 from pathlib import Path
 
 DEMO_STEPS = 800
+FIGURES = ("demo_attention", "attention_encoder_self", "attention_decoder_self", "attention_cross",
+           "positional_encoding", "lr_schedule", "lr_warmup_cosine", "label_smoothing", "loss_curve")
 QUICK = {"steps": 30, "eval_size": 40, "eval_every": 10}  # quick=True: the same pipeline in seconds
 
 
@@ -58,8 +60,11 @@ def longest_example(run):
     return int(run.held_out.src_mask.sum(axis=-1).argmax())
 
 
-def make_all_figures(outdir="figures", quick=False):
+def make_all_figures(outdir="figures", quick=False, quiet=True, log=None):
     """Write every PNG the README shows into ``outdir``; returns the list of paths written.
+
+    Progress: ``quiet=False`` draws the training's progress bar; ``log(line)`` (e.g. ``print``)
+    is told what is being trained and each path as soon as it is written.
 
     demo_attention.png           the demo's heatmap (plot_demo_attention) of the trained reverse model
     attention_encoder_self.png   encoder self-attention, every layer and head, same example
@@ -81,14 +86,18 @@ def make_all_figures(outdir="figures", quick=False):
 
     out = Path(outdir)
     paths = []
+    log = log or (lambda line: None)
 
     def save(fig, name):
         paths.append(out / name)
         viz.finish(fig, paths[-1])
+        log(f"{paths[-1]}  ({len(paths)} of {len(FIGURES)})")
 
     settings = dict(QUICK) if quick else {"steps": DEMO_STEPS, "eval_every": 100}
     run = build_run("reverse", seed=0, **settings)  # eval_every is a recipe setting
-    history = run.trainer(quiet=True).fit(run.steps)
+    log(f"training the demo model (reverse, seed 0, {run.steps} steps), then writing {len(FIGURES)} figures "
+        f"to {out}")
+    history = run.trainer(quiet=quiet).fit(run.steps)
     held_out, model = run.held_out, run.model
     i = longest_example(run)
     pred = greedy_decode(model, held_out.src[i:i + 1], held_out.src_mask[i:i + 1], held_out.tgt_out.shape[1], 1, 2)

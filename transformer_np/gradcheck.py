@@ -6,6 +6,11 @@ every gradient can be compared with central differences in float64:
 
     numeric_i = sum((y(x + eps e_i) - y(x - eps e_i)) * G) / (2 eps)
 
+G comes from the checker's own random stream, default_rng([GRADCHECK_STREAM, seed]), which
+no user seed reproduces. Drawn from default_rng(seed) it could equal an input drawn from the
+same seed, and for LayerNorm G = x is exactly the one direction its backward removes: the
+true gradient is then zero and the verdict meaningless.
+
 The error of one gradient array a (analytic) against n (numeric) is
 
     rel_error(a, n) = max_i |a_i - n_i| / max(max_i |a_i|, max_i |n_i|)      (0 when both are 0)
@@ -15,8 +20,24 @@ ratio |a_i - n_i| / (|a_i| + |n_i|) is not used: entries that are tiny compared 
 of the array are dominated by the rounding error of L itself (about 1e-16 |L| / eps) and
 would fail a correct backward.
 
+A gradient that is zero by the mathematics (the key bias of attention) has no scale to be
+relative to: its analytic value is rounding noise of one size, its numeric value rounding
+noise of another, and their relative error is about 1. When both arrays lie below an
+absolute floor, the result is reported as "zero" (measure: absolute, the floor stated)
+instead of compared. The default floor is ten times the rounding error of one central
+difference when every entry of y is off by one unit in the last place,
+
+    zero_floor = 10 * u * sum_j |y_j G_j| / eps          (u = 2.2e-16, float64)
+
+below which no relative error of 1e-7 could be measured anyway.
+
+Accumulation is checked too: every parameter's .grad is pre-filled with a known random
+array before backward, and backward must ADD to it (the Module contract). A backward that
+assigns (``=``) instead of adding (``+=``) fails with a message saying so.
+
 Usage on a layer:  ``check_module(layer, x)``; on your own pair of functions:
-``check_function(f, f_backward, x, W)``. Both return one GradResult per input and parameter.
+``check_function(f, f_backward, x, W, names=("x", "W"))``. Both return one GradResult per
+input and parameter; ``format_results`` prints them with the measure used.
 """
 
 from dataclasses import dataclass
@@ -27,20 +48,43 @@ from .backend import to_numpy
 
 TOLERANCE = 1e-7
 EPS = 1e-6
+ZERO_FLOOR_FACTOR = 10.0
+GRADCHECK_STREAM = 0x67726164  # "grad": the checker's own stream of random numbers
 
 
 @dataclass(frozen=True)
 class GradResult:
-    """The comparison for one input or parameter called ``what``."""
+    """The comparison for one input or parameter called ``what``.
+
+    measure "relative": passed when max_rel_error < tol. measure "absolute": analytic and
+    numeric gradients both lie below ``zero_floor`` (zero by the mathematics), passed.
+    ``overwrote``: backward replaced the pre-filled .grad instead of adding to it, failed.
+    """
 
     what: str
     max_rel_error: float
     max_abs_error: float
     tol: float = TOLERANCE
+    zero_floor: float = None
+    is_zero: bool = False
+    overwrote: bool = False
+
+    @property
+    def measure(self):
+        return "absolute" if self.is_zero else "relative"
 
     @property
     def passed(self):
-        return bool(self.max_rel_error < self.tol)
+        return not self.overwrote and (self.is_zero or bool(self.max_rel_error < self.tol))
+
+    @property
+    def verdict(self):
+        """The pass column: "yes", "zero" (both below the floor), "NO", or "NO (= not +=)"."""
+        if self.overwrote:
+            return "NO (= not +=)"
+        if self.is_zero:
+            return "zero"
+        return "yes" if self.passed else "NO"
 
 
 def relative_error(analytic, numeric):
@@ -76,10 +120,17 @@ def numerical_gradient(f, x, upstream=1.0, eps=EPS):
     return grad
 
 
+def checker_rng(seed=0):
+    """The checker's generator for ``seed``: a stream no default_rng(user seed) reproduces."""
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, received {seed!r}")
+    return np.random.default_rng([GRADCHECK_STREAM, int(seed)])
+
+
 def _require_float64(x, what):
     if x.dtype != np.float64:
         raise TypeError(
-            f"{what}: gradient checks need float64, received {x.dtype} "
+            f"{what}: gradient checks expected float64, received {x.dtype} "
             "(build the layer with dtype=np.float64 and pass float64 inputs)"
         )
 
@@ -90,48 +141,66 @@ def _as_tuple(grads):
     return grads if isinstance(grads, tuple) else (grads,)
 
 
-def check_function(forward, backward, *inputs, params=None, seed=0, eps=EPS, tol=TOLERANCE):
+def check_function(forward, backward, *inputs, params=None, names=None, seed=0, eps=EPS, tol=TOLERANCE,
+                   zero_floor=None):
     """Compare ``backward`` with central differences of ``forward``.
 
     forward(*inputs) -> y                     any shape (a scalar loss too)
     backward(G)      -> dL/dx for every floating-point input, in order (a tuple if several)
     params           {name: Parameter} whose .grad backward adds into (optional)
+    names            names of the floating-point inputs, in order (default x0, x1, ... by position)
+    seed             selects G and the pre-filled .grad from the checker's own stream
+    zero_floor       the absolute floor of a "zero" gradient (default: 10 u sum|y G| / eps)
 
     Integer inputs (token ids, targets) are passed through and not differentiated.
-    Returns a list of GradResult, inputs first (named x0, x1, ... by position), then params.
+    Returns a list of GradResult, inputs first, then params.
     """
     params = params or {}
     float_idx = [i for i, x in enumerate(inputs) if hasattr(x, "dtype") and x.dtype.kind == "f"]
-    for i in float_idx:
-        _require_float64(inputs[i], f"input {i}")
+    if names is None:
+        names = [f"x{i}" for i in float_idx]
+    elif isinstance(names, str) or len(names) != len(float_idx):
+        raise ValueError(f"names: expected {len(float_idx)} name(s), one per floating-point input, "
+                         f"received {names!r}")
+    for i, name in zip(float_idx, names):
+        _require_float64(inputs[i], f"input {name}")
     for name, p in params.items():
         _require_float64(p.data, name)
 
+    rng = checker_rng(seed)
     out = forward(*inputs)
-    G = np.random.default_rng(seed).standard_normal(np.shape(out))
-    for p in params.values():
-        p.grad[...] = 0
+    G = rng.standard_normal(np.shape(out))
+    if zero_floor is None:
+        zero_floor = ZERO_FLOOR_FACTOR * np.finfo(np.float64).eps * float(np.sum(np.abs(out * G))) / eps
+    prefill = {name: rng.standard_normal(p.grad.shape) for name, p in params.items()}
+    for name, p in params.items():
+        p.grad[...] = prefill[name]
     grads = _as_tuple(backward(G))
     if len(grads) != len(float_idx):
         raise ValueError(
-            f"backward returned {len(grads)} gradient(s), expected {len(float_idx)} "
-            f"(one per floating-point input)"
+            f"backward: expected {len(float_idx)} gradient(s), one per floating-point input, "
+            f"received {len(grads)}"
         )
 
     def output():
         return forward(*inputs)
 
     results = []
-    for i, grad in zip(float_idx, grads):
+    for i, name, grad in zip(float_idx, names, grads):
         numeric = numerical_gradient(output, inputs[i], G, eps)
-        results.append(_result(f"x{i}", grad, numeric, tol))
+        results.append(_result(name, grad, numeric, tol, zero_floor))
     for name, p in params.items():
         numeric = numerical_gradient(output, p.data, G, eps)
-        results.append(_result(name, p.grad, numeric, tol))
+        raw = to_numpy(p.grad).copy()
+        p.grad -= prefill[name]  # leave .grad holding backward's own contribution, as before the check
+        result = _result(name, raw - prefill[name], numeric, tol, zero_floor)
+        if not result.passed and _result(name, raw, numeric, tol, zero_floor).passed:
+            result = GradResult(name, result.max_rel_error, result.max_abs_error, tol, zero_floor, False, True)
+        results.append(result)
     return results
 
 
-def check_module(module, *inputs, names=None, seed=0, eps=EPS, tol=TOLERANCE, **forward_kwargs):
+def check_module(module, *inputs, names=None, seed=0, eps=EPS, tol=TOLERANCE, zero_floor=None, **forward_kwargs):
     """Check every floating-point input and every parameter of ``module``.
 
     ``forward_kwargs`` (a mask, for instance) are passed to forward and not differentiated.
@@ -151,36 +220,42 @@ def check_module(module, *inputs, names=None, seed=0, eps=EPS, tol=TOLERANCE, **
             m.rng = np.random.default_rng([seed, i])
         return module.forward(*xs, **forward_kwargs)
 
-    results = check_function(
+    return check_function(
         forward,
         module.backward,
         *inputs,
         params=dict(module.named_parameters()),
+        names=names,
         seed=seed,
         eps=eps,
         tol=tol,
+        zero_floor=zero_floor,
     )
-    if names is not None:
-        n_inputs = len(results) - len(module.parameters())
-        if len(names) != n_inputs:
-            raise ValueError(f"names: expected {n_inputs} names, received {len(names)}")
-        results[:n_inputs] = [
-            GradResult(name, r.max_rel_error, r.max_abs_error, r.tol) for name, r in zip(names, results)
-        ]
-    return results
 
 
-def _result(what, analytic, numeric, tol):
-    abs_err = float(np.abs(to_numpy(analytic) - numeric).max(initial=0.0))
-    return GradResult(what, relative_error(analytic, numeric), abs_err, tol)
+def _result(what, analytic, numeric, tol, zero_floor):
+    a = to_numpy(analytic)
+    abs_err = float(np.abs(a - numeric).max(initial=0.0))
+    is_zero = max(np.abs(a).max(initial=0.0), np.abs(numeric).max(initial=0.0)) <= zero_floor
+    return GradResult(what, relative_error(a, numeric), abs_err, tol, zero_floor, bool(is_zero))
 
 
 def format_results(results):
-    """A plain-text table of GradResults: what, max relative error, max absolute error, pass."""
+    """A plain-text table of GradResults (what, max relative error, max absolute error, pass),
+    then the measure it used and what each failure means."""
     width = max([len("what")] + [len(r.what) for r in results])
     lines = [f"{'what':<{width}}  {'max rel err':>11}  {'max abs err':>11}  pass"]
     for r in results:
-        lines.append(
-            f"{r.what:<{width}}  {r.max_rel_error:11.2e}  {r.max_abs_error:11.2e}  {'yes' if r.passed else 'NO'}"
-        )
+        rel = f"{'-':>11}" if r.is_zero else f"{r.max_rel_error:11.2e}"
+        lines.append(f"{r.what:<{width}}  {rel}  {r.max_abs_error:11.2e}  {r.verdict}")
+    tols = sorted({f"{r.tol:g}" for r in results})
+    lines.append(f"measure: relative error max|a - n| / max(max|a|, max|n|), passes below {', '.join(tols)}"
+                 " (transformer_np/gradcheck.py)")
+    for r in results:
+        if r.is_zero:
+            lines.append(f"{r.what}: zero, measured absolutely: analytic and numeric both below the floor "
+                         f"{r.zero_floor:.1e}; zero by the mathematics, nothing to compare")
+        if r.overwrote:
+            lines.append(f"{r.what}: backward replaced .grad (=) instead of adding to it (+=): the pre-filled "
+                         "value was lost; gradients accumulate (transformer_np/module.py)")
     return "\n".join(lines)

@@ -12,43 +12,56 @@ that is read too: the tokenizer is then the one the recipe rebuilds from its cor
 Symbols on the command line. sort-gpt reads and writes digits ("2 0 1 1 0 2"); copy, reverse
 and sort read content values 0 .. num_symbols-1 ("3 1 4 1 5"); add reads two numbers and a
 plus ("123+456") and writes the digits of the sum least significant first, as it was trained.
+Special symbols in an output are printed by name (<pad>, <bos>). A source longer than the
+model's positions is refused; one of a length (or, for add, a form) the model never saw in
+training is decoded with a warning on stderr: expect a wrong answer.
+
+A checkpoint that is missing, damaged or of another kind is refused in one line (exit 2).
 """
 
 import json
 import sys
+from functools import partial
 
 import numpy as np
 
 from .beam import beam_search, check_alpha
-from .checkpoint import load_checkpoint, load_config
+from .checkpoint import CheckpointError, load_checkpoint
+from .cli import UsageError, non_negative_int, positive_int, refuse, weights_mismatch
 from .data import (
     ADDITION_PLUS,
     BOS,
     EOS,
     NUM_SPECIAL,
+    PAD,
     CharTokenizer,
     make_seq2seq_batch,
 )
 from .generate import check_sampling, generate
 from .validate import check_int
 
+SPECIAL_NAMES = {PAD: "<pad>", BOS: "<bos>", EOS: "<eos>"}
+
 SEQUENCE_TASKS = ("copy", "reverse", "sort", "add")
 
 
 def load_trained(path):
-    """(run, tokenizer or None): the recipe's run with the checkpoint's weights, in eval mode."""
-    from .recipes import build_run
+    """(run, tokenizer or None): the recipe's run with the checkpoint's weights, in eval mode.
 
-    run = build_run(**load_config(path))
-    info = load_checkpoint(path, run.model)
-    saved = info.get("extra", {}).get("tokenizer")
-    tokenizer = CharTokenizer.from_dict(json.loads(str(saved))) if saved is not None else run.extras.get("tokenizer")
+    A file that is not the checkpoint of a recipe's run raises UsageError (one line)."""
+    from .recipes import build_run, load_run_config
+
+    try:
+        config = load_run_config(path)
+        run = build_run(**config)
+        info = load_checkpoint(path, run.model)
+        saved = info.get("extra", {}).get("tokenizer")
+        tokenizer = run.extras.get("tokenizer") if saved is None else CharTokenizer.from_dict(json.loads(str(saved)))
+    except CheckpointError as error:
+        raise UsageError(str(error)) from None
+    except ValueError as error:  # weights that do not fit the model its config describes
+        raise UsageError(weights_mismatch(path, error)) from None
     return run, tokenizer
-
-
-def refuse(message):
-    print(message, file=sys.stderr)
-    return 2
 
 
 # -- sample: a decoder-only model ------------------------------------------------------------------
@@ -71,9 +84,9 @@ def sample(args):
         encode, decode = tokenizer.encode, tokenizer.decode
     else:
         if args.prompt is None:
-            return refuse(f"sample: {run.name} reads digits: expected --prompt, e.g. \"2 0 1 1 0 2\"")
+            return refuse(f"sample: {run.name} reads digits: expected --prompt, e.g. \"2 0 1 1 0 2\", received none")
         prompt = args.prompt
-        encode = lambda text: np.array([int(v) for v in text.split()], dtype=np.int64)
+        encode = partial(parse_digits, example="2 0 1 1 0 2")
         decode = lambda ids: " ".join(str(int(v)) for v in ids)
     try:
         ids = encode(prompt)
@@ -87,6 +100,14 @@ def sample(args):
         return refuse(f"sample: {error}")
     print(decode(out) if tokenizer is not None else f"{decode(out[:len(ids)])} -> {decode(out[len(ids):])}")
     return 0
+
+
+def parse_digits(text, example):
+    """Integer token ids written as numbers separated by spaces."""
+    try:
+        return np.array([int(v) for v in text.split()], dtype=np.int64)
+    except ValueError:
+        raise ValueError(f"expected numbers separated by spaces, e.g. {example!r}, received {text!r}") from None
 
 
 # -- translate: an encoder-decoder on a toy task -----------------------------------------------------
@@ -112,15 +133,42 @@ def parse_source(text, config):
 
 
 def show_output(ids, config):
-    """An output as symbols, up to its EOS; add also reads the sum back (most significant first)."""
+    """An output as symbols, up to its EOS (special symbols by name); add also reads the sum back
+    (most significant first)."""
     content = []
     for i in ids.tolist():
         if i == EOS:
             break
-        content.append("+" if config["recipe"] == "add" and i == ADDITION_PLUS else str(i - NUM_SPECIAL))
+        if i in SPECIAL_NAMES:
+            content.append(SPECIAL_NAMES[i])
+        else:
+            content.append("+" if config["recipe"] == "add" and i == ADDITION_PLUS else str(i - NUM_SPECIAL))
     if config["recipe"] != "add":
         return " ".join(content)
-    return "".join(content) + (f" (least significant digit first: {''.join(reversed(content))})" if content else "")
+    digits = all(c.isdigit() for c in content)
+    return "".join(content) + (f" (least significant digit first: {''.join(reversed(content))})"
+                               if content and digits else "")
+
+
+def warn_outside_training(text, source, config):
+    """A warning on stderr when ``source`` has a length (add: a form) the model was not trained on."""
+    if config["recipe"] == "add":
+        n = config["n_digits"]
+        parts = text.replace(" ", "").split("+")
+        if len(parts) != 2 or any(len(p) != n for p in parts):
+            print(f"translate: warning: --input {text!r}: the model was trained on two {n}-digit numbers "
+                  f"(e.g. {'1' * n}+{'2' * n}, zero-padded): expect a wrong answer", file=sys.stderr)
+        return
+    low, high = config["min_len"], config["max_len"]
+    if not low <= len(source) <= high:
+        print(f"translate: warning: --input {text!r} has {len(source)} symbols, the model was trained on "
+              f"{low} to {high}: expect a wrong answer", file=sys.stderr)
+
+
+def model_length_limit(model):
+    """The most positions the encoder-decoder ``model`` has (its positional table's length)."""
+    config = model.config
+    return int(config["max_len"] if isinstance(config, dict) else config.max_len)
 
 
 def translate(args):
@@ -140,8 +188,17 @@ def translate(args):
         sources = [parse_source(text, run.config) for text in args.input]
     except ValueError as error:
         return refuse(f"translate: --input: {error}")
+    limit = model_length_limit(run.model)
+    for text, source in zip(args.input, sources):
+        if len(source) > limit:
+            return refuse(f"translate: --input: expected at most {limit} symbols (the model's positions), "
+                          f"received {len(source)}")
+        warn_outside_training(text, source, run.config)
+    max_len = max(len(s) for s in sources) + 2 if args.max_len is None else args.max_len
+    if max_len > limit:
+        return refuse(f"translate: --max-len: expected at most {limit} (the model's positions), received {max_len}"
+                      + ("" if args.max_len else " (the longest input + 2)"))
     batch = make_seq2seq_batch(sources, sources)  # the targets are unused: only src and its mask
-    max_len = args.max_len or max(len(s) for s in sources) + 2
     ids, scores = beam_search(run.model, batch.src, batch.src_mask, args.beam_size, max_len, BOS, EOS,
                               alpha=args.length_penalty, use_cache=not args.no_cache)
     for text, best, score in zip(args.input, ids[:, 0], scores[:, 0]):
@@ -158,7 +215,7 @@ def add_commands(commands):
     gen.add_argument("--top-k", type=int, help="sample among the k most likely tokens only")
     gen.add_argument("--top-p", type=float, help="sample within the nucleus of probability p only")
     gen.add_argument("--max-new-tokens", type=int, help="default: sort-gpt's answer length, else 200")
-    gen.add_argument("--seed", type=int, default=0, help="the same seed gives the same sample")
+    gen.add_argument("--seed", type=non_negative_int, default=0, help="the same seed gives the same sample")
     gen.add_argument("--no-cache", action="store_true", help="recompute every step (slow; same tokens)")
     gen.set_defaults(run=sample)
 
@@ -168,6 +225,6 @@ def add_commands(commands):
                     help="a source, e.g. \"3 1 4 1 5\" (add: \"123+456\"); repeat for a batch")
     tr.add_argument("--beam-size", type=int, default=1, help="1 = greedy (default)")
     tr.add_argument("--length-penalty", type=float, default=0.6, help="GNMT's alpha (default 0.6)")
-    tr.add_argument("--max-len", type=int, help="most output tokens (default: longest input + 2)")
+    tr.add_argument("--max-len", type=positive_int, help="most output tokens (default: longest input + 2)")
     tr.add_argument("--no-cache", action="store_true", help="recompute every step (slow; same output)")
     tr.set_defaults(run=translate)

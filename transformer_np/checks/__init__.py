@@ -48,6 +48,7 @@ class GradRow:
     what: str
     max_rel_error: float
     passed: bool
+    verdict: str = None  # GradResult.verdict: "yes", "NO", "zero" (below the absolute floor), "NO (= not +=)"
 
 
 def run_case(case, seed=0, tol=None):
@@ -63,7 +64,7 @@ def case_rows(case, results):
     for r in results:
         if r.what not in case.labels:
             raise KeyError(f"{case.layer}: gradient {r.what!r} has no equation label in its GradCase")
-        rows += [GradRow(label, case.layer, r.what, r.max_rel_error, r.passed) for label in case.labels[r.what]]
+        rows += [GradRow(label, case.layer, r.what, r.max_rel_error, r.passed, r.verdict) for label in case.labels[r.what]]
     return rows
 
 
@@ -86,6 +87,7 @@ def format_rows(rows):
     w_what = max([4] + [len(r.what) for r in rows])
     lines = [f"{'label':<{w_label}}  {'layer':<{w_layer}}  {'what':<{w_what}}  {'max rel err':>11}  pass"]
     for r in rows:
-        verdict = "yes" if r.passed else "NO"
-        lines.append(f"{r.label:<{w_label}}  {r.layer:<{w_layer}}  {r.what:<{w_what}}  {r.max_rel_error:11.2e}  {verdict}")
+        verdict = r.verdict or ("yes" if r.passed else "NO")
+        rel = f"{'-':>11}" if verdict == "zero" else f"{r.max_rel_error:11.2e}"
+        lines.append(f"{r.label:<{w_label}}  {r.layer:<{w_layer}}  {r.what:<{w_what}}  {rel}  {verdict}")
     return "\n".join(lines)

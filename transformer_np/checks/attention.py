@@ -17,30 +17,19 @@ TQ, TK, D_MODEL, H, DH, DV = 5, 6, 28, 4, 7, 9
 SELF_LENGTHS = np.array([TQ, 3, 4])  # real lengths of the B query/key sequences in self-attention
 MEMORY_LENGTHS = np.array([4, TK, 2])  # real lengths of the B memory sequences in cross-attention
 
-# Labels verified through each projection's parameters (w_k.bias: see _without_key_bias).
+# Labels verified through each projection's parameters. The key bias's gradient is exactly zero
+# (notes/multihead.md, "The key bias gets no gradient"): the checker reports it as "zero", both
+# gradients below its absolute floor, and tests/test_multihead.py checks that it vanishes.
 _PROJECTION_LABELS = {
     "w_q.weight": ("mha.11",),
     "w_q.bias": ("mha.11",),
     "w_k.weight": ("mha.11",),
+    "w_k.bias": ("mha.11",),
     "w_v.weight": ("mha.11",),
     "w_v.bias": ("mha.11",),
     "w_o.weight": ("mha.6",),
     "w_o.bias": ("mha.6",),
 }
-
-
-def _without_key_bias(layer):
-    """Drop the key projection's bias from a layer that is about to be gradient-checked.
-
-    The gradient of b_k is exactly zero in exact arithmetic (notes/multihead.md, "The key bias
-    gets no gradient"): adding b_k to every key adds the same q . b_k to a whole row of scores,
-    which the softmax ignores. Computed, the analytic value is rounding noise (~1e-17) and the
-    finite difference is rounding noise of another size (~1e-10), so their relative error is
-    about 1 and means nothing. The bias starts at zero, so removing it leaves the function
-    unchanged; tests/test_multihead.py checks instead that its gradient is zero.
-    """
-    layer.w_k.bias = None
-    return layer
 
 
 def _self_mask(T, lengths):
@@ -66,19 +55,19 @@ def _sdpa(fully_masked_row):
 
 
 def _mha_self(rng, dtype):
-    layer = _without_key_bias(MultiHeadAttention(D_MODEL, H, rng=rng, dtype=dtype))
+    layer = MultiHeadAttention(D_MODEL, H, rng=rng, dtype=dtype)
     x = rng.standard_normal((B, TQ, D_MODEL)).astype(dtype)
     return layer, (x,), {"mask": _self_mask(TQ, SELF_LENGTHS)}
 
 
 def _mha_self_dropout(rng, dtype):
-    layer = _without_key_bias(MultiHeadAttention(D_MODEL, H, dropout=0.3, rng=rng, dtype=dtype))
+    layer = MultiHeadAttention(D_MODEL, H, dropout=0.3, rng=rng, dtype=dtype)
     x = rng.standard_normal((B, TQ, D_MODEL)).astype(dtype)
     return layer.train(), (x,), {"mask": _self_mask(TQ, SELF_LENGTHS)}
 
 
 def _mha_cross(rng, dtype):
-    layer = _without_key_bias(MultiHeadAttention(D_MODEL, H, rng=rng, dtype=dtype))
+    layer = MultiHeadAttention(D_MODEL, H, rng=rng, dtype=dtype)
     x = rng.standard_normal((B, TQ, D_MODEL)).astype(dtype)
     memory = rng.standard_normal((B, TK, D_MODEL)).astype(dtype)
     return layer, (x, memory), {"mask": padding_mask_from_lengths(MEMORY_LENGTHS, TK)}

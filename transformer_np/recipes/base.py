@@ -13,10 +13,12 @@ data comes from ``EVAL_SEED`` and the task's test split, the same for every seed
 """
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..checkpoint import CheckpointError, load_config
 from ..train import Trainer
 
 EVAL_SEED = 20170612  # the held-out sets: the same sequences in every run
@@ -88,6 +90,13 @@ def register(name, description, defaults):
 
 def build_run(recipe, **settings):
     """The Run of ``recipe`` with ``settings`` overriding its defaults (None means "the default")."""
+    checked = check_settings(recipe, **settings)
+    return RECIPES[recipe].build({"recipe": recipe, **checked})
+
+
+def check_settings(recipe, **settings):
+    """The settings of ``recipe``: its defaults, overridden by ``settings`` (None: the default),
+    each checked (known, of the default's type, usable); refused with a message naming it."""
     if recipe not in RECIPES:
         raise ValueError(f"recipe: expected one of {', '.join(map(repr, RECIPES))}, received {recipe!r}")
     defaults = RECIPES[recipe].defaults
@@ -101,7 +110,50 @@ def build_run(recipe, **settings):
             merged[key] = value = float(value)  # lr=1 means 1.0
         if type(value) is not expected:
             raise TypeError(f"setting {key!r}: expected {expected.__name__}, received {value!r}")
-    return RECIPES[recipe].build({"recipe": recipe, **merged})
+        _check_setting(key, value)
+    if "min_lr" in merged and merged["min_lr"] > merged["lr"]:
+        raise ValueError(f"setting 'lr': expected at least min_lr={merged['min_lr']} (where the schedule ends), "
+                         f"received {merged['lr']}")
+    return merged
+
+
+def load_run_config(path):
+    """The config of a checkpoint written by a recipe's run (``train``), to rebuild that run;
+    a CheckpointError naming the file when it holds no such config."""
+    config = load_config(path)
+    recipe = config.get("recipe")
+    if recipe not in RECIPES:
+        raise CheckpointError(f"checkpoint {path}: expected the checkpoint of a training recipe "
+                              f"({', '.join(RECIPES)}), received one with "
+                              + (f"the unknown recipe {recipe!r}" if recipe else "no recipe in its config"))
+    try:
+        settings = check_settings(recipe, **{k: v for k, v in config.items() if k != "recipe"})
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"checkpoint {path}: expected the settings of {recipe!r}, received {error}") from None
+    return {"recipe": recipe, **settings}
+
+
+# Settings that may be 0 (every other integer is a count or a size: at least 1), and the
+# fractions that must stay below 1; every float is finite and >= 0, a learning rate or a
+# clipping norm > 0.
+_MAY_BE_ZERO = ("seed", "warmup")
+_FRACTIONS = ("dropout", "label_smoothing", "beta2")
+_POSITIVE = ("lr", "clip")
+
+
+def _check_setting(key, value):
+    """Refuse a setting no run can use, naming it, before anything is built or trained."""
+    if isinstance(value, int):
+        low = 0 if key in _MAY_BE_ZERO else 1
+        if value < low:
+            raise ValueError(f"setting {key!r}: expected an integer >= {low}, received {value}")
+    elif isinstance(value, float):
+        ok = math.isfinite(value) and (value > 0 if key in _POSITIVE else value >= 0)
+        if ok and key in _FRACTIONS:
+            ok = value < 1
+        if not ok:
+            want = "in [0, 1)" if key in _FRACTIONS else "> 0" if key in _POSITIVE else ">= 0"
+            raise ValueError(f"setting {key!r}: expected a finite number {want}, received {value}")
 
 
 def seeded(seed, stream):

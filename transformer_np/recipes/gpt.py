@@ -92,9 +92,10 @@ def _build_shakespeare(config):
                 n_heads=c["n_heads"], d_model=c["d_model"], dropout=c["dropout"], bias=False, activation="gelu",
                 rng=seeded(c["seed"], 0))
     optimizer = AdamW(param_groups(model.named_parameters(), c["weight_decay"]), lr=c["lr"], betas=(0.9, c["beta2"]))
-    # nanoGPT's get_lr(it), it = 0, 1, ..., is warmup_cosine_lr(it + 1, lr, warmup + 1, steps + 1, min_lr)
-    schedule = make_schedule("warmup_cosine", max_lr=c["lr"], warmup=c["warmup"] + 1, total=c["steps"] + 1,
-                             min_lr=c["min_lr"])
+    # nanoGPT's get_lr(it), it = 0, 1, ..., is warmup_cosine_lr(it + 1, lr, warmup + 1, steps + 1, min_lr);
+    # a run shorter than the warmup warms up over all of it, as the other recipes do
+    schedule = make_schedule("warmup_cosine", max_lr=c["lr"], warmup=min(c["warmup"], c["steps"]) + 1,
+                             total=c["steps"] + 1, min_lr=c["min_lr"])
 
     def draw_batch(rng):
         x, y = get_batch(train, c["batch_size"], c["block_size"], rng)

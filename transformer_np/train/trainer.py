@@ -29,7 +29,8 @@ import time
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, load_config, save_checkpoint
+from ..files import check_writable
 from ..optim import clip_grad_norm
 from ..validate import check_generator, check_int
 from .progress import ProgressBar
@@ -68,7 +69,7 @@ class Trainer:
         self.schedule, self.clip = schedule, clip
         self.eval_fn = eval_fn
         self.eval_every = None if eval_every is None else check_int(eval_every, "eval_every")
-        self.checkpoint_path = None if checkpoint_path is None else str(checkpoint_path)
+        self.checkpoint_path = None if checkpoint_path is None else check_checkpoint_path(checkpoint_path)
         self.checkpoint_every = None if checkpoint_every is None else check_int(checkpoint_every, "checkpoint_every")
         self.config = None if config is None else json.loads(json.dumps(config))  # as it reads back
         self.extra = dict(extra or {})
@@ -110,7 +111,8 @@ class Trainer:
         """Train until ``self.step == num_steps`` (a total: after ``load``, the run goes on to it).
 
         Evaluates every ``eval_every`` steps and at the end, saves every ``checkpoint_every``
-        steps and at the end. Returns ``history``.
+        steps and at the end; the last checkpoint is written after the final evaluation, so it
+        holds it. Returns ``history``.
         """
         num_steps = check_int(num_steps, "num_steps", low=0)
         bar = ProgressBar(num_steps, start=self.step, enabled=not self.quiet)
@@ -123,8 +125,8 @@ class Trainer:
                 bar.update(self.step, loss=record["loss"], lr=record["lr"], **{"tok/s": tokens / seconds})
                 if self.eval_fn and self.eval_every and self.step % self.eval_every == 0 and self.step < num_steps:
                     bar.message(self._format_metrics(self.evaluate()))
-                if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                    self.save()
+                if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < num_steps:
+                    self.save()  # the last one is saved below, after the final evaluation
         finally:
             bar.close()
         if self.eval_fn is not None and (not self.history["val_step"] or self.history["val_step"][-1] != self.step):
@@ -166,15 +168,33 @@ class Trainer:
         self._saved_step = self.step
         return str(path)
 
-    def load(self, path):
+    def load(self, path, may_differ=()):
         """Restore everything ``save`` wrote; the next ``fit`` continues exactly where the run stopped.
 
-        The checkpoint's config must equal this trainer's (when it has one). Returns the
-        checkpoint's {"step", "config", ...}.
+        The checkpoint's config must equal this trainer's (when it has one), except for the keys
+        in ``may_differ`` (``("steps",)`` extends a run to more steps). Returns the checkpoint's
+        {"step", "config", ...}.
         """
-        info = load_checkpoint(path, self.model, self.optimizer, self.rng, config=self.config)
-        self.step = info["step"]
+        expected = self.config
+        if expected is not None and may_differ:
+            saved = load_config(path)
+            expected = {**expected, **{k: saved[k] for k in may_differ if k in saved}}
+        info = load_checkpoint(path, self.model, self.optimizer, self.rng, config=expected)
+        self.step = self._saved_step = info["step"]  # the checkpoint already holds this step
         saved = info.get("extra", {})
         self.history = {key[len("history/"):]: value.tolist() for key, value in saved.items()
                         if key.startswith("history/")} or {key: [] for key in HISTORY_KEYS + ("val_step",)}
         return info
+
+
+def check_checkpoint_path(path, name="checkpoint_path"):
+    """``path`` as a str, refused now (not after training) unless ``path.format(step=...)`` works
+    and the formatted path can be written; ``name`` is what the message calls it."""
+    path = str(path)
+    try:
+        formatted = path.format(step=0)
+    except (KeyError, IndexError, ValueError) as error:
+        raise ValueError(f"{name}: expected a path whose only field is {{step}} (e.g. 'run-{{step:06d}}.npz'), "
+                         f"received {path!r} ({type(error).__name__}: {error})") from None
+    check_writable(formatted, name)
+    return path
