@@ -1,0 +1,51 @@
+"""Recurrent baselines: the GRU encoder-decoder (models/rnn_seq2seq.py) on the copy and reverse tasks.
+
+gru-copy, gru-reverse   the toy tasks and held-out evaluation of the Transformer's copy and
+                        reverse recipes (recipes/seq2seq.py: the same data, the same 1000
+                        distinct held-out sources, greedy decoding), a GRUSeq2Seq instead of the
+                        Transformer, Adam with warmup and cosine decay, gradients clipped at 1.
+                        notebooks/15_why_attention.ipynb and benchmarks/why_attention.py compare
+                        the two families as the sequence length grows.
+"""
+
+from functools import partial
+
+from ..data import PAD, TASKS, make_seq2seq_batch, vocab_size
+from ..loss import CrossEntropyLoss
+from ..models.rnn_seq2seq import GRUSeq2Seq
+from ..optim import Adam, make_schedule
+from .base import Run, register, seeded
+from .seq2seq import SEQUENCES, distinct_pairs, evaluate_seq2seq, seq2seq_inputs
+
+GRU_MODEL = {"d_embed": 32, "hidden_size": 128}
+GRU_TRAINING = {"batch_size": 64, "lr": 3e-3, "warmup": 50, "clip": 1.0, "eval_size": 1000, "eval_every": 250}
+
+
+def _gru_recipe(task_name, steps):
+    @register(f"gru-{task_name}", f"{task_name} 1-10 symbols out of 10 with a GRU encoder-decoder (no attention)",
+              {"steps": steps, **GRU_MODEL, **GRU_TRAINING, **SEQUENCES})
+    def build(config):
+        c = config
+        task = TASKS[task_name]
+        lengths = {k: c[k] for k in SEQUENCES}
+        draw = lambda rng, n, split, exclude=None: task(rng, n, split=split, exclude=exclude, **lengths)  # noqa: E731
+        vocab = vocab_size(c["num_symbols"])
+        model = GRUSeq2Seq(vocab, vocab, c["d_embed"], c["hidden_size"], rng=seeded(c["seed"], 0))
+        optimizer = Adam(model.parameters(), lr=c["lr"])
+        schedule = make_schedule("warmup_cosine", max_lr=c["lr"], warmup=min(c["warmup"], c["steps"]),
+                                 total=c["steps"], min_lr=c["lr"] / 10)
+
+        def get_batch(rng):
+            batch = make_seq2seq_batch(*draw(rng, c["batch_size"], "train"))
+            return seq2seq_inputs(batch), batch.tgt_out
+
+        held_out = make_seq2seq_batch(*distinct_pairs(draw, c["eval_size"]))
+        eval_fn = partial(evaluate_seq2seq, batch=held_out, loss_fn=CrossEntropyLoss(ignore_index=PAD))
+        return Run(c, model, optimizer, CrossEntropyLoss(ignore_index=PAD), get_batch, schedule, c["clip"], eval_fn,
+                   c["eval_every"], metric="exact_match", held_out=held_out)
+
+    return build
+
+
+_gru_recipe("copy", 1500)
+_gru_recipe("reverse", 1500)
