@@ -3,7 +3,7 @@ time. Derivation: notes/rnn.md (rnn.2)-(rnn.17)."""
 
 import math
 
-from ..backend import get_array_module
+from ..backend import backend_name, get_array_module, to_backend
 from ..init import make_rng
 from ..module import Module, Parameter
 from ..validate import check_float, check_last_dim, check_ndim, check_same_dtype
@@ -39,12 +39,13 @@ class GRU(Module):
         """Every state H = (h_1 .. h_T) of the recurrence (rnn.2)-(rnn.7).
 
         x: (B, T, D); h0: (B, N) initial state, or None for zeros; mask: boolean (B, T),
-        True at a real token, or None (every step real); a masked step carries the state (rnn.7)
-        -> H: (B, T, N), the same dtype. Caches, per step, h_{t-1}, r_t, z_t, n_t, g^n_t
+        True at a real token, or None (every step real; moved to x's backend if it is not there);
+        a masked step carries the state (rnn.7) -> H: (B, T, N), the same dtype. Caches, per step, h_{t-1}, r_t, z_t, n_t, g^n_t
         (each (B, T, N)), the mask and whether h0 was given; the input Linear caches x.
         """
         xp = get_array_module(x)
         B, T, N = *self._check(x, h0, mask), self.hidden_size
+        mask = None if mask is None else to_backend(mask, backend_name(x))  # masks come from the CPU pipeline
         A = self.input.forward(x)  # (B, T, 3N)   (rnn.2)
         U, c = self.weight_hh.data, self.bias_hh.data
         h = xp.zeros((B, N), dtype=x.dtype) if h0 is None else h0

@@ -5,16 +5,19 @@ gru-copy, gru-reverse   the toy tasks and held-out evaluation of the Transformer
                         distinct held-out sources, greedy decoding), a GRUSeq2Seq instead of the
                         Transformer, Adam with warmup and cosine decay, gradients clipped at 1.
                         notebooks/15_why_attention.ipynb and benchmarks/why_attention.py compare
-                        the two families as the sequence length grows.
+                        the two families as the sequence length grows, with ``measure``.
 """
 
+import time
 from functools import partial
 
 from ..data import PAD, TASKS, make_seq2seq_batch, vocab_size
+from ..decode import greedy_decode
 from ..loss import CrossEntropyLoss
 from ..models.rnn_seq2seq import GRUSeq2Seq
 from ..optim import Adam, make_schedule
-from .base import Run, register, seeded
+from ..probes import accuracy_by_position, mean_by_position, source_gradient_norms
+from .base import Run, build_run, register, seeded
 from .seq2seq import SEQUENCES, distinct_pairs, evaluate_seq2seq, seq2seq_inputs
 
 GRU_MODEL = {"d_embed": 32, "hidden_size": 128}
@@ -49,3 +52,26 @@ def _gru_recipe(task_name, steps):
 
 _gru_recipe("copy", 1500)
 _gru_recipe("reverse", 1500)
+
+
+def measure(recipe, length, steps, seed=0, **settings):
+    """Train ``recipe`` ("copy", "gru-reverse", ...) on sources of exactly ``length`` symbols and
+    measure it on its held-out sources: what the notebook and the benchmark tabulate.
+
+    ``settings`` override the recipe's (model sizes, batch_size, eval_size, ...). Returns a dict:
+    recipe, length, steps, params, seconds (training only), exact_match, token_accuracy,
+    grad_init and grad_trained ((length,) mean ||dL/dx_t|| per source position, probes.py),
+    accuracy_by_position ((length + 1,) including the EOS position) and the Trainer's history.
+    """
+    run = build_run(recipe, steps=steps, min_len=length, max_len=length, seed=seed, eval_every=steps, **settings)
+    held_out = run.held_out
+    grad_init = mean_by_position(source_gradient_norms(run.model, held_out))
+    start = time.perf_counter()
+    history = run.trainer(quiet=True).fit(steps)
+    seconds = time.perf_counter() - start
+    pred = greedy_decode(run.model, held_out.src, held_out.src_mask, held_out.tgt_out.shape[1], 1, 2)
+    return {"recipe": recipe, "length": length, "steps": steps, "params": run.model.num_parameters(),
+            "seconds": seconds, "exact_match": history["val_exact_match"][-1],
+            "token_accuracy": history["val_token_accuracy"][-1], "grad_init": grad_init,
+            "grad_trained": mean_by_position(source_gradient_norms(run.model, held_out)),
+            "accuracy_by_position": accuracy_by_position(pred, held_out.tgt_out), "history": history}
