@@ -11,8 +11,9 @@ same batches, then measure on the tasks' 500 distinct held-out sources (never tr
                                     training: how much gradient reaches the earliest token
   seconds                           training time, one process, on this machine's CPU
 
-Prints a Markdown table for benchmarks/RESULTS.md. About 10 minutes on 2 CPU cores with the
-defaults; OPENBLAS_NUM_THREADS=1 is set here (the products are small and the machine shared).
+Prints a Markdown table for benchmarks/RESULTS.md. About 35 minutes on the project's shared
+2-core machine with the defaults (the Transformer at L = 40 takes 5 of them);
+OPENBLAS_NUM_THREADS=1 is set here (the products are small and the machine shared).
 
     python benchmarks/why_attention.py [--steps 2000] [--lengths 5,10,20,40] [--seed 0]
 """

@@ -314,6 +314,10 @@ def test_attention_kinds_are_named_by_role_and_disambiguated_by_stack():
                for _, layer in found)
     gpt = GPT(7, 9, n_layers=2, n_heads=2, d_model=8, rng=np.random.default_rng(12))
     assert list(viz.attention_layers(gpt)) == ["self"]
+    from transformer_np.viz_maps import _role  # an inner, generically named module keeps its outer role
+
+    assert [_role(n) for n in ("decoder.layers.3.cross_attn.sublayer.attention.", "blocks.0.attn.", "h.1.mlp.")] == [
+        "cross", "self", "self"]
 
 
 def test_a_model_without_attention_is_refused():

@@ -230,7 +230,8 @@ def plot_model_attention(model, query_labels=None, key_labels=None, kind=None, l
         key_labels = query_labels
     what = title or f"{kind.replace('_', ' ')} attention of {type(model).__name__}"
     if layer is None:
-        return plot_attention_layers(maps[kind], what, path, query_labels=query_labels, key_labels=key_labels, **options)
+        return plot_attention_layers(maps[kind], what, path, query_labels=query_labels, key_labels=key_labels,
+                                     **options)
     if not -len(maps[kind]) <= layer < len(maps[kind]):
         raise ValueError(f"layer: expected an index into the {len(maps[kind])} layers of {kind!r}, received {layer}")
     return plot_attention_heads(maps[kind][layer], query_labels, key_labels, f"{what}, layer {layer}", path, **options)

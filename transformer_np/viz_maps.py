@@ -16,14 +16,16 @@ from .viz_curves import as_array
 
 
 def _role(name):
-    """The role of an attention layer from its dotted name: the last part naming attention
-    ("self_attn" -> "self", "cross_attn" -> "cross"; "attn", "attention" or none -> "self")."""
-    parts = [p for p in name.strip(".").split(".") if p and not p.isdigit()]
-    named = [p for p in parts if "attn" in p or "attention" in p]
-    role = named[-1] if named else ""
-    for suffix in ("_attention", "attention", "_attn", "attn"):
-        role = role.removesuffix(suffix)
-    return role or "self"
+    """The role of an attention layer from its dotted name: the last part that names a kind of
+    attention ("self_attn" -> "self", "cross_attn" -> "cross"; a bare "attn" or "attention", or
+    none at all, -> "self")."""
+    roles = []
+    for part in name.strip(".").split("."):
+        if "attn" in part or "attention" in part:
+            for suffix in ("_attention", "attention", "_attn", "attn"):
+                part = part.removesuffix(suffix)
+            roles.append(part)
+    return next((role for role in reversed(roles) if role), "self")
 
 
 def attention_layers(model):
@@ -58,7 +60,8 @@ def _layer_weights(layers, example_index, kind):
         P = layer.attn_weights
         if P is None:
             raise ValueError(f"attention_maps: expected a forward pass first, received a model whose {kind} "
-                             f"attention of layer {l} ({name.strip('.')}) holds no weights (run model.forward, in eval mode)")
+                             f"attention of layer {l} ({name.strip('.')}) holds no weights "
+                             "(run model.forward, in eval mode)")
         if not -P.shape[0] <= example_index < P.shape[0]:
             raise ValueError(f"example_index: expected an index into the last batch of {P.shape[0]}, "
                              f"received {example_index}")

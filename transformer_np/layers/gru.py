@@ -38,10 +38,10 @@ class GRU(Module):
     def forward(self, x, h0=None, mask=None):
         """Every state H = (h_1 .. h_T) of the recurrence (rnn.2)-(rnn.7).
 
-        x: (B, T, D); h0: (B, N) initial state, or None for zeros; mask: boolean (B, T),
-        True at a real token, or None (every step real; moved to x's backend if it is not there);
-        a masked step carries the state (rnn.7) -> H: (B, T, N), the same dtype. Caches, per step, h_{t-1}, r_t, z_t, n_t, g^n_t
-        (each (B, T, N)), the mask and whether h0 was given; the input Linear caches x.
+        x: (B, T, D); h0: (B, N) initial state, or None for zeros; mask: boolean (B, T), True
+        at a real token, or None (every step real); a masked step carries the state (rnn.7)
+        -> H: (B, T, N), the dtype of x. Caches, per step, h_{t-1}, r_t, z_t, n_t and g^n_t
+        (each stacked to (B, T, N)), the mask and whether h0 was given; the input Linear caches x.
         """
         xp = get_array_module(x)
         B, T, N = *self._check(x, h0, mask), self.hidden_size
@@ -52,10 +52,10 @@ class GRU(Module):
         H_prev, R, Z, N_cand, G_n, H = (xp.empty((B, T, N), dtype=x.dtype) for _ in range(6))
         for t in range(T):
             G = h @ U + c  # (B, 3N)   (rnn.3)
-            r = sigmoid(A[:, t, :N] + G[:, :N])  # (rnn.4)
-            z = sigmoid(A[:, t, N:2 * N] + G[:, N:2 * N])  # (rnn.4)
-            n = xp.tanh(A[:, t, 2 * N:] + r * G[:, 2 * N:])  # (rnn.5)
-            h_new = (1.0 - z) * n + z * h  # (rnn.6)
+            r = sigmoid(A[:, t, :N] + G[:, :N])  # (B, N)   (rnn.4)
+            z = sigmoid(A[:, t, N:2 * N] + G[:, N:2 * N])  # (B, N)   (rnn.4)
+            n = xp.tanh(A[:, t, 2 * N:] + r * G[:, 2 * N:])  # (B, N)   (rnn.5)
+            h_new = (1.0 - z) * n + z * h  # (B, N)   (rnn.6)
             if mask is not None:
                 h_new = xp.where(mask[:, t, None], h_new, h)  # (rnn.7)
             H_prev[:, t], R[:, t], Z[:, t], N_cand[:, t], G_n[:, t] = h, r, z, n, G[:, 2 * N:]
