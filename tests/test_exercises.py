@@ -40,6 +40,11 @@ MUTATIONS = {
     "06_encoder_decoder": [("dx = dz + dx_attn", "dx = dx_attn"),
                            ("dmemory_k if dmemory is None else dmemory + dmemory_k", "dmemory_k")],
     "09_decoding_kv_cache_and_beam_search": [("/ math.sqrt(mha.d_head)", ""), ("[K_past, k]", "[k, K_past]")],
+    # backpropagation through time: the future forgotten, each step overwriting dU, the wrong state read
+    "15_why_attention": [("dH[:, t] + dh_next", "dH[:, t]"),
+                         ("self.weight_hh.grad += h_prev.T @ du", "self.weight_hh.grad[...] = h_prev.T @ du"),
+                         ("H[:, t - 1] if t > 0", "H[:, t] if t > 0"),
+                         ("(1.0 - H[:, t] ** 2)", "(1.0 - np.tanh(H[:, t]) ** 2)")],
 }
 
 

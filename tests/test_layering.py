@@ -14,11 +14,11 @@ LEVELS = {
     "module": 2, "init": 2, "validate": 2, "special": 2, "ops": 2, "files": 2,
     "layers": 3, "loss": 3, "gradcheck": 3, "optim": 3, "checkpoint": 3,
     "models": 4,
-    "generate": 5, "decode": 5, "beam": 5, "train": 5, "recipes": 5, "data": 5, "viz": 5, "viz_curves": 5,
+    "generate": 5, "decode": 5, "probes": 5, "beam": 5, "train": 5, "recipes": 5, "data": 5, "viz": 5, "viz_curves": 5, "viz_maps": 5,
     "checks": 6, "figures": 6, "cli": 6, "inference": 6, "__main__": 6,  # inference: the sample/translate commands
 }  # fmt: skip
 # data and viz sit on floor 5 but may not use model code; data may use the one mask builder.
-NO_MODEL_CODE = {"data", "viz", "viz_curves"}
+NO_MODEL_CODE = {"data", "viz", "viz_curves", "viz_maps"}
 
 
 def unit(module_path):

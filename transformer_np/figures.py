@@ -52,7 +52,7 @@ def plot_demo_attention(model, src, pred, path=None):
     head = int(weights.max(axis=-1).mean(axis=-1).argmax())
     return viz.plot_attention(weights[head], tgt_labels, src_labels, path=path,
                               title=f"cross-attention, last decoder layer, head {head}",
-                              xlabel="source token (keys)", ylabel="decoder input (queries)")
+                              xlabel="key: source token", ylabel="query: decoder input")
 
 
 def longest_example(run):
@@ -70,7 +70,7 @@ def make_all_figures(outdir="figures", quick=False, quiet=True, log=None):
     attention_encoder_self.png   encoder self-attention, every layer and head, same example
     attention_decoder_self.png   decoder masked self-attention (nothing above the diagonal)
     attention_cross.png          cross-attention (the reversal shows as an anti-diagonal)
-    positional_encoding.png      the sinusoidal table (pos.1, pos.2) and a few of its columns
+    positional_encoding.png      the sinusoidal table (pos.1, pos.2), d_model 512, and four slow columns
     lr_schedule.png              the paper's schedule (opt.14) for d_model 512 and 4000 warmup steps
     lr_warmup_cosine.png         the demo's own schedule: warmup then cosine decay (opt.16, opt.17)
     label_smoothing.png          the label-smoothed target (ce.2) for eps = 0.1
@@ -107,21 +107,21 @@ def make_all_figures(outdir="figures", quick=False, quiet=True, log=None):
     maps, src_labels, tgt_labels = example_attention(model, src, tgt_in)
     trained = f"reverse model after {run.steps} steps"
     kinds = {
-        "encoder_self": ("encoder self-attention", src_labels, src_labels, "source token"),
-        "decoder_self": ("decoder masked self-attention", tgt_labels, tgt_labels, "decoder input"),
-        "cross": ("cross-attention (decoder queries, source keys)", tgt_labels, src_labels, "source token"),
+        "encoder_self": ("encoder self-attention", src_labels, src_labels, "source token", "source token"),
+        "decoder_self": ("decoder masked self-attention", tgt_labels, tgt_labels, "decoder input", "decoder input"),
+        "cross": ("cross-attention", tgt_labels, src_labels, "decoder input", "source token"),
     }
-    for key, (what, q_labels, k_labels, k_doc) in kinds.items():
+    for key, (what, q_labels, k_labels, q_doc, k_doc) in kinds.items():
         fig = viz.plot_attention_layers(maps[key], f"{what}, {trained}", query_labels=q_labels,
-                                        key_labels=k_labels, xlabel=f"{k_doc} (keys)", ylabel="queries")
+                                        key_labels=k_labels, xlabel=f"key: {k_doc}", ylabel=f"query: {q_doc}")
         save(fig, f"attention_{key}.png")
 
-    pe = sinusoidal_table(100, 64)
-    save(viz.plot_positional_encoding(pe, dims=(0, 1, 12, 13, 20, 21)), "positional_encoding.png")
+    pe = sinusoidal_table(100, 512)  # the paper's d_model: neighbouring frequencies differ by 3.6 %
+    save(viz.plot_positional_encoding(pe, dims=(96, 97, 160, 161), group_sin_cos=True), "positional_encoding.png")
     paper = {f"d_model {d}, warmup {w}": partial(noam_lr, d_model=d, warmup=w) for d, w in
              ((512, 4000), (512, 8000), (256, 4000))}
-    save(viz.plot_lr_schedule(paper, 20000, "the paper's schedule: lr = d^-0.5 min(s^-0.5, s w^-1.5)"),
-         "lr_schedule.png")
+    formula = r"$\mathrm{lr}(s) = d_{\mathrm{model}}^{-1/2}\,\min(s^{-1/2},\; s\,w^{-3/2})$"
+    save(viz.plot_lr_schedule(paper, 20000, f"the paper's schedule (opt.14): {formula}"), "lr_schedule.png")
     save(viz.plot_lr_schedule({"demo (reverse recipe)": run.schedule}, run.steps,
                               "linear warmup, then cosine decay to lr / 10"), "lr_warmup_cosine.png")
     save(viz.plot_label_smoothing(13, 5, 0.1, ignore_index=0), "label_smoothing.png")

@@ -5,6 +5,7 @@ from .attention import ScaledDotProductAttention
 from .dropout import Dropout
 from .embedding import Embedding
 from .feedforward import PositionwiseFeedForward
+from .gru import GRU
 from .kv_cache import CrossAttentionCache, KVCache, SelfAttentionCache
 from .linear import Linear
 from .masks import causal_mask, check_mask, combine_masks, padding_mask_from_ids, padding_mask_from_lengths
@@ -27,6 +28,7 @@ __all__ = [
     "merge_heads",
     "LayerNorm",
     "PositionwiseFeedForward",
+    "GRU",
     "Residual",
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",

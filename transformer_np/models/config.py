@@ -70,11 +70,6 @@ class ModelConfig:
         """The configuration with these fields (missing ones take their defaults)."""
         return cls(**dict(fields))
 
-    @property
-    def d_head(self):
-        """Features per head, d_model / n_heads."""
-        return self.d_model // self.n_heads
-
 
 @model_config
 class BlockConfig(ModelConfig):
@@ -100,6 +95,11 @@ class BlockConfig(ModelConfig):
     activation: str = "relu"
     norm: str = "post"
     bias: bool = True
+
+    @property
+    def d_head(self):
+        """Features per head, d_model / n_heads."""
+        return self.d_model // self.n_heads
 
     def validate(self):
         super().validate()
