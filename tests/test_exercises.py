@@ -1,9 +1,10 @@
 """The notebooks' exercises: the stub runs and says "not done yet", the reference answer passes
-its check (a gradient check; for 09, a comparison with the library's decoding), and a wrong
-answer fails it (notebooks/ conventions, issue 5).
+its check (a gradient check; for 09, a comparison with the library's decoding), and wrong
+answers fail it, each classic one with a message that names the mistake (notebooks/
+conventions, issues 5 and 17).
 
-For every notebook with a cell tagged "exercise", three programs are run, each in a fresh
-namespace and without the rest of the notebook (the two cells are self-contained):
+For every notebook with a cell tagged "exercise", programs are run, each in a fresh namespace
+and without the rest of the notebook (the two cells are self-contained):
   1. the exercise cell (the student's stub) + the "exercise-check" cell;
   2. tests/exercise_solutions/<notebook>.py in place of the stub + the check cell;
   3. the same solution, made wrong, + the check cell.
@@ -11,8 +12,10 @@ The check cell reports through the variable ``exercise_passed`` (True / False).
 
 Wrong answers: every notebook's solution is made wrong the same way (the ``backward`` it defines
 returns 1.01 times its gradients and adds 1.01 times its parameter gradients; a plain function
-returns 1.01 times its result), and some are also
-given the classic bug of their topic (MUTATIONS: a term dropped, an offset ignored, `=` instead of `+=`).
+returns 1.01 times its result), and each is also given the classic bugs of its topic
+(MUTATIONS: a term dropped, a sum over the batch missing, ``=`` instead of ``+=``, a transposed
+factor, the unbiased variance...): each must fail the check, and the check must print the
+message that points at that mistake.
 """
 
 import ast
@@ -27,24 +30,56 @@ nbformat = pytest.importorskip("nbformat")
 
 SOLUTIONS = ROOT / "tests" / "exercise_solutions"
 WRONG = 1.01  # a 1% error in a gradient is ~1e-2 relative error, far above the 1e-7 bar
-# notebook stem -> (text in the solution, its wrong replacement): the classic bug of the topic.
+# notebook stem -> [(text in the solution, its wrong replacement, what the check must print)]:
+# the classic bugs of the topic, each with the words of the hint that names it.
 MUTATIONS = {
-    "00_setup_and_backend": [("self.bias.grad += dy_rows.sum(axis=0)", "pass"),
-                             ("self.weight.grad += x_rows.T", "self.weight.grad = x_rows.T")],  # = not +=
-    "01_softmax_and_attention": [("(dy - (dy * y).sum(axis=self.axis, keepdims=True))", "dy")],
-    "02_multihead_and_masks": [("dx_q + dx_k + dx_v", "dx_q + dx_k")],
-    "03_positional_encodings": [("[offset : offset + T]", "[:T]"), (".sum(axis=0)", "[0]")],
-    "04_layernorm_residual_ffn": [(" - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)", ""),
-                                  ("self.bias.grad += dy", "self.bias.grad = dy")],  # = not +=
-    "05_embeddings_output_loss": [("keep[..., None] * ", ""), ("1.0 - eps + eps / V", "1.0 - eps")],
-    "06_encoder_decoder": [("dx = dz + dx_attn", "dx = dx_attn"),
-                           ("dmemory_k if dmemory is None else dmemory + dmemory_k", "dmemory_k")],
-    "09_decoding_kv_cache_and_beam_search": [("/ math.sqrt(mha.d_head)", ""), ("[K_past, k]", "[k, K_past]")],
+    "00_setup_and_backend": [
+        ("self.bias.grad += dy_rows.sum(axis=0)", "pass", "db is zero"),
+        ("self.weight.grad += x_rows.T", "self.weight.grad = x_rows.T", "use += on .grad"),
+        ("x_rows.T @ dy_rows", "x[-1].T @ dy[-1]", "one sequence of the batch only"),
+        ("dy_rows.sum(axis=0)", "dy_rows.mean(axis=0)", "a mean over the 8 rows instead of a sum"),
+        ("dy @ self.weight.data.T", "dy @ self.weight.data", "dx (8, 5) from dy (8, 3) and W (5, 3)"),
+    ],
+    "01_softmax_and_attention": [
+        ("(dy - (dy * y).sum(axis=self.axis, keepdims=True))", "dy", "you are missing the i != k terms"),
+        ("axis=self.axis", "axis=-1", "sum along self.axis, not a fixed axis"),
+        (".sum(axis=self.axis, keepdims=True)", ".sum()", "one number per slice along self.axis"),
+        (", keepdims=True", "", "unless keepdims=True"),
+    ],
+    "02_multihead_and_masks": [
+        ("dx_q + dx_k + dx_v", "dx_q + dx_k", "a path is missing"),
+        ("return dx_q, dx_k + dx_v", "return dx_q, dx_v", "dmemory needs a term per use"),
+        ("dx_k = self.w_k.backward(dK)", "dx_k = dK @ self.w_k.weight.data.T", "w_k received no gradient"),
+        ("return dx_q, dx_k + dx_v", "return dx_k + dx_v, dx_q", "in the order of forward's inputs"),
+        ("if is_cross:", "if False:", "cross-attention returns two"),
+    ],
+    "03_positional_encodings": [
+        ("[offset : offset + T]", "[:T]", "your gradient landed in rows 0 .. T-1"),
+        (".sum(axis=0)", "[0]", "one sequence of the batch only"),
+        (".sum(axis=0)", ".mean(axis=0)", "a mean over the batch instead of a sum"),
+        ("] += dy", "] = dy", "= instead of +="),
+        ("return dy", "return None", "return the gradient of x"),
+    ],
+    "04_layernorm_residual_ffn": [
+        (" - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)", "", "the term that comes from the variance"),
+        ("dxhat - dxhat.mean(axis=-1, keepdims=True)", "dxhat", "the term that comes from the mean"),
+        ("self.bias.grad += dy", "self.bias.grad = dy", "use += on .grad"),
+        ("(dxhat * xhat).mean(axis=-1, keepdims=True)", "(dxhat * xhat).sum(axis=-1, keepdims=True) / (D - 1)",
+         "the derivative of the unbiased variance"),
+        ("dy.reshape(-1, D).sum(axis=0)", "dy.sum(axis=0)", "sum over every leading axis"),
+        ("dxhat = dy * self.weight.data", "dxhat = dy", "right when gamma = 1, wrong otherwise"),
+    ],
+    "05_embeddings_output_loss": [("keep[..., None] * ", "", ""), ("1.0 - eps + eps / V", "1.0 - eps", "")],
+    "06_encoder_decoder": [("dx = dz + dx_attn", "dx = dx_attn", ""),
+                           ("dmemory_k if dmemory is None else dmemory + dmemory_k", "dmemory_k", "")],
+    "09_decoding_kv_cache_and_beam_search": [("/ math.sqrt(mha.d_head)", "", ""), ("[K_past, k]", "[k, K_past]", "")],
     # backpropagation through time: the future forgotten, each step overwriting dU, the wrong state read
-    "15_why_attention": [("dH[:, t] + dh_next", "dH[:, t]"),
-                         ("self.weight_hh.grad += h_prev.T @ du", "self.weight_hh.grad[...] = h_prev.T @ du"),
-                         ("H[:, t - 1] if t > 0", "H[:, t] if t > 0"),
-                         ("(1.0 - H[:, t] ** 2)", "(1.0 - np.tanh(H[:, t]) ** 2)")],
+    "15_why_attention": [
+        ("dH[:, t] + dh_next", "dH[:, t]", "the last step is right and the earlier ones are not"),
+        ("self.weight_hh.grad += h_prev.T @ du", "self.weight_hh.grad[...] = h_prev.T @ du", "dU is exactly 0"),
+        ("H[:, t - 1] if t > 0", "H[:, t] if t > 0", "use the state that step read"),
+        ("(1.0 - H[:, t] ** 2)", "(1.0 - np.tanh(H[:, t]) ** 2)", "Check the derivative of tanh"),
+    ],
 }
 
 
@@ -165,15 +200,21 @@ def test_a_wrong_answer_fails_the_check(exercise):
 
 
 @pytest.mark.parametrize(
-    "stem, old, new",
-    [pytest.param(s, o, n, id=f"{s}-{i}") for s, pairs in MUTATIONS.items() for i, (o, n) in enumerate(pairs)],
+    "stem, old, new, message",
+    [pytest.param(s, *m, id=f"{s}-{i}") for s, mutations in MUTATIONS.items() for i, m in enumerate(mutations)],
 )
-def test_the_classic_bug_fails_the_check(stem, old, new):
+def test_the_classic_bug_fails_the_check_and_is_named(stem, old, new, message):
     path = ROOT / "notebooks" / f"{stem}.ipynb"
-    if not path.is_file():
-        pytest.skip(f"{path.name} not written yet")
     _, check = exercise_cells(path)
     solution = (SOLUTIONS / f"{stem}.py").read_text()
     assert solution.count(old) == 1, f"{stem}: expected {old!r} once in the solution"
     ns, printed = run(solution.replace(old, new), check)
     assert ns.get("exercise_passed") is False, f"{stem}: the bug {old!r} -> {new!r} passed the check:\n{printed}"
+    assert message in printed, f"{stem}: the bug {old!r} -> {new!r} fails, but the check does not say {message!r}:\n{printed}"
+
+
+def test_every_derivation_notebook_has_classic_bugs():
+    stems = {p.stem for p in NOTEBOOKS}
+    assert stems <= set(MUTATIONS), f"notebooks with an exercise but no classic bug in MUTATIONS: {sorted(stems - set(MUTATIONS))}"
+    few = sorted(s for s, mutations in MUTATIONS.items() if len(mutations) < 3)
+    assert not few, f"expected at least three classic bugs per exercise, received fewer for {few}"

@@ -10,7 +10,7 @@ class MyLinear(Linear):
 
     def backward(self, dy):
         """dx = dy W^T (lin.2); dW += x^T dy (lin.3); db += sum of the rows of dy (lin.4)."""
-        (x,) = self.saved()
+        (x,) = self.saved(dy)
         x_rows = x.reshape(-1, self.d_in)  # every leading position (B, T, ...) is one row
         dy_rows = dy.reshape(-1, self.d_out)
         self.weight.grad += x_rows.T @ dy_rows

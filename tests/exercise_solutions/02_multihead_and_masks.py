@@ -10,7 +10,7 @@ class MyMultiHeadAttention(MultiHeadAttention):
 
     def backward(self, dout):
         """Back through the three projections (mha.11), then sum the paths (mha.9) or share them out (mha.10)."""
-        is_cross = self.saved()[0]
+        (is_cross,) = self.saved(dout)
         dO = split_heads(self.w_o.backward(dout), self.n_heads)
         dQ, dK, dV = self.attention.backward(dO)
         dQ, dK, dV = (merge_heads(g) for g in (dQ, dK, dV))

@@ -10,6 +10,6 @@ class MyLearnedPositionalEmbedding(LearnedPositionalEmbedding):
 
     def backward(self, dy):
         """dx = dy (pos.6); the rows used get the batch sum of dy (pos.7), the others nothing."""
-        offset, T = self.saved()
+        offset, T = self.saved(dy)
         self.weight.grad[offset : offset + T] += dy.sum(axis=0)
         return dy

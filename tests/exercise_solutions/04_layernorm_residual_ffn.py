@@ -4,7 +4,7 @@ Same names as the notebook's exercise cell; tests/test_exercises.py runs it in p
 then the notebook's check cell.
 """
 
-from transformer_np.layers.norm import LayerNorm
+from transformer_np.layers import LayerNorm
 
 
 class MyLayerNorm(LayerNorm):
@@ -14,7 +14,7 @@ class MyLayerNorm(LayerNorm):
         # dy: (..., D) -> dx: (..., D).
         # Add dbeta (ln.5) into self.bias.grad and dgamma (ln.6) into self.weight.grad,
         # then return dx from dxhat (ln.7) by (ln.8).
-        xhat, rstd = self.saved()
+        xhat, rstd = self.saved(dy)
         D = dy.shape[-1]
         self.bias.grad += dy.reshape(-1, D).sum(axis=0)  # (ln.5)
         self.weight.grad += (dy * xhat).reshape(-1, D).sum(axis=0)  # (ln.6)
