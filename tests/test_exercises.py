@@ -69,10 +69,26 @@ MUTATIONS = {
         ("dy.reshape(-1, D).sum(axis=0)", "dy.sum(axis=0)", "sum over every leading axis"),
         ("dxhat = dy * self.weight.data", "dxhat = dy", "right when gamma = 1, wrong otherwise"),
     ],
-    "05_embeddings_output_loss": [("keep[..., None] * ", "", ""), ("1.0 - eps + eps / V", "1.0 - eps", "")],
-    "06_encoder_decoder": [("dx = dz + dx_attn", "dx = dx_attn", ""),
-                           ("dmemory_k if dmemory is None else dmemory + dmemory_k", "dmemory_k", "")],
-    "09_decoding_kv_cache_and_beam_search": [("/ math.sqrt(mha.d_head)", "", ""), ("[K_past, k]", "[k, K_past]", "")],
+    "05_embeddings_output_loss": [
+        ("keep[..., None] * ", "", "the ignored positions (target 0) received a gradient"),
+        ("1.0 - eps + eps / V", "1.0 - eps", "the true class keeps its share eps / V"),
+        ("max(count, 1)", "keep.size", "divided by all B * T positions"),
+        ("scale = dout / max(count, 1)", "scale = 1.0 / max(count, 1)", "dout is ignored"),
+        ("eps, V = self.label_smoothing, p.shape[-1]", "eps, V = 0.0, p.shape[-1]", "right without smoothing, wrong with it"),
+        ("max(count, 1)", "count", "never 0 / 0 (NaN)"),
+    ],
+    "06_encoder_decoder": [
+        ("dx = dz + dx_attn", "dx = dx_attn", "with silent attentions your dx is 0"),
+        ("dmemory_k if dmemory is None else dmemory + dmemory_k", "dmemory_k", "the memory feeds both attentions"),
+        ("dx = dz + dx_attn", "dx = dx + dx_attn", "your skip path carried the gradient from above the LayerNorm"),
+        ("dz = norm.backward(dx)", "dz = dx", "received no gradient: go back through each LayerNorm"),
+    ],
+    "09_decoding_kv_cache_and_beam_search": [
+        ("/ math.sqrt(mha.d_head)", "", "scores not divided by sqrt(D_h)"),
+        ("[K_past, k]", "[k, K_past]", "your K has the newest key first"),
+        ("mha.w_o.forward(merge_heads(P @ V))", "merge_heads(P @ V)", "before the output projection"),
+        ("P = P / P.sum(axis=-1, keepdims=True)", "P = P / P.sum(axis=2, keepdims=True)", "must sum to 1 over its keys"),
+    ],
     # backpropagation through time: the future forgotten, each step overwriting dU, the wrong state read
     "15_why_attention": [
         ("dH[:, t] + dh_next", "dH[:, t]", "the last step is right and the earlier ones are not"),

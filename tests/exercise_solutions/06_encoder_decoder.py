@@ -8,8 +8,7 @@ then the notebook's check cell.
 import numpy as np  # noqa: F401  (the exercise cell imports it too)
 
 from transformer_np.init import make_rng
-from transformer_np.layers.multihead import MultiHeadAttention
-from transformer_np.layers.norm import LayerNorm
+from transformer_np.layers import LayerNorm, MultiHeadAttention
 from transformer_np.module import Module
 
 
@@ -26,12 +25,12 @@ class CrossAttentionBlocks(Module):
     def forward(self, x, memory, mask=None):
         for attn, norm in zip(self.attn, self.norm):
             x = norm.forward(x + attn.forward(x, memory, mask=mask))  # (res.1)
-        self.save_for_backward()
+        self.save_for_backward(output=x)
         return x
 
     def backward(self, dy):
         # dy (B, T, D) -> (dx (B, T, D), dmemory (B, S, D)).
-        self.saved()
+        self.saved(dy)
         dx, dmemory = dy, None
         for attn, norm in zip(reversed(self.attn), reversed(self.norm)):
             dz = norm.backward(dx)  # (res.3)
