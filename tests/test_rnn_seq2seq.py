@@ -97,7 +97,7 @@ def test_source_gradient_norms_are_the_gradient_of_each_source_vector():
 
 
 def test_source_gradient_norms_of_a_transformer_undo_the_embedding_scale():
-    model = Transformer(V, V, d_model=8, n_heads=2, n_layers=1, d_ff=12, dropout=0.0, rng=np.random.default_rng(1),
+    model = Transformer(src_vocab=V, tgt_vocab=V, d_model=8, n_heads=2, n_layers=1, d_ff=12, dropout=0.0, rng=np.random.default_rng(1),
                         dtype=np.float64)
     _, batch = model_and_batch()
     norms = source_gradient_norms(model, batch)
