@@ -200,10 +200,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command in ("demo", "train", "plot"):
-        from .train.memory import keep_freed_memory
-
-        keep_freed_memory()  # faster steps, same results (transformer_np/train/memory.py)
     return args.run(args)
 
 
