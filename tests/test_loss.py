@@ -163,11 +163,13 @@ def test_a_row_of_minus_inf_logits_at_a_kept_position_costs_inf_not_nan():
 @pytest.mark.parametrize(
     "dout, error, message",
     [
-        (np.ones(1), ValueError, r"CrossEntropyLoss\.backward: dout: expected the shape of forward's output \(\), received \(1,\)"),
+        (np.ones(1), ValueError,
+         r"CrossEntropyLoss\.backward: dout: expected the shape of forward's output \(\), received \(1,\)"),
         (np.ones((2, 4)), ValueError, r"expected the shape of forward's output \(\), received \(2, 4\)"),
         ("1.0", ValueError, r"expected the shape of forward's output \(\), received str"),
         (True, ValueError, r"expected the shape of forward's output \(\), received bool"),
-        (np.float32(1.0), TypeError, r"CrossEntropyLoss\.backward: dout: expected the dtype .* float64, received float32"),
+        (np.float32(1.0), TypeError,
+         r"CrossEntropyLoss\.backward: dout: expected the dtype .* float64, received float32"),
         (np.ones((), dtype=np.float32), TypeError, "expected the dtype of forward's output float64, received float32"),
     ],
 )

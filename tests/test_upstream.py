@@ -1,10 +1,11 @@
 """Every backward checks its upstream gradient against its forward's output (issue 10).
 
 For every gradient case of the leaf layers and the loss (checks/core.py, basic.py, blocks.py,
-the scaled dot-product attention of attention.py, loss.py): after a forward, a gradient of the wrong shape (axes swapped, a batch of 1 for a
-larger batch) or of the wrong dtype (float32 for a float64 output) is refused with an error
-naming the layer, what was expected and what was received; the refused call leaves the
-forward's cache, so the right gradient is still accepted afterwards.
+the scaled dot-product attention of attention.py, loss.py): after a forward, a gradient of
+the wrong shape (axes swapped, a batch of 1 for a larger batch) or of the wrong dtype
+(float32 for a float64 output) is refused with an error naming the layer, what was expected
+and what was received; the refused call leaves the forward's cache, so the right gradient is
+still accepted afterwards.
 """
 
 import re

@@ -24,7 +24,8 @@ class CrossEntropyLoss(Module):
             0.0 <= label_smoothing <= 1.0
         ):
             raise ValueError(f"label_smoothing: expected a value in [0, 1], received {label_smoothing!r}")
-        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
+        integer = isinstance(ignore_index, numbers.Integral) and not isinstance(ignore_index, bool)
+        if ignore_index is not None and not integer:
             raise TypeError(f"ignore_index: expected None or an integer token id, received {ignore_index!r}")
         self.label_smoothing = float(label_smoothing)
         self.ignore_index = ignore_index
@@ -54,7 +55,7 @@ class CrossEntropyLoss(Module):
         log_p = log_softmax(z)  # (n, V)  (ce.1)
         nll = -log_p[xp.arange(n), y]  # (n,): -log p_y
         per_token = (1.0 - eps) * nll - eps * log_p.mean(axis=-1) if eps else nll  # (n,)  (ce.3)
-        L = per_token.sum() / logits.dtype.type(n) if n else xp.zeros((), dtype=logits.dtype)  # (ce.4)
+        L = per_token.sum() / logits.dtype.type(n) if n else xp.zeros((), dtype=logits.dtype)  # ()  (ce.4)
         p = xp.exp(log_p)  # (n, V): p of (ce.1)
         p = p.reshape(logits.shape) if self.ignore_index is None else _at_kept(p, keep)  # (B, T, V)
         self.save_for_backward(p, xp.where(keep, targets, 0), keep, n, output=L)

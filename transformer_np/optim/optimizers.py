@@ -251,8 +251,7 @@ class SGD(Optimizer):
             g = g + group["weight_decay"] * p.data  # (opt.1), a new array: p.grad stays as it was
         if group["momentum"]:
             b = state["momentum"]
-            b *= group["momentum"]
-            b += g  # (opt.2)
+            b[...] = group["momentum"] * b + g  # (opt.2)
             g = b
         p.data -= group["lr"] * g  # (opt.3)
 
