@@ -139,7 +139,7 @@ class GELU(Module):
         xc = xp.clip(x, -_SATURATION, _SATURATION)  # changes no result, see _SATURATION
         if self.approximate == "none":
             Phi = saved
-            phi = _INV_SQRT_2PI * xp.exp(-(xc * xc) / 2)  # phi(x) of (act.5), the normal density
+            phi = _INV_SQRT_2PI * xp.exp(-0.5 * (xc * xc))  # phi(x) of (act.5), the normal density
             return dy * (Phi + xc * phi)  # (act.5)
         tanh_u = saved
         du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * (xc * xc))  # du/dx of (act.6)
