@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from transformer_np.special import _TANH_FORM, erf
+from transformer_np.special import _TANH_FORM, erf, normal_cdf, normal_pdf
 
 FIT_SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "fit_erf.py"
 
@@ -150,3 +150,23 @@ def test_float32_accuracy_in_units_in_the_last_place():
     ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
     ulps = np.abs(erf(x).astype(np.float64) - ref) / ulp
     assert ulps.max() <= 3.4 and ulps.mean() < 0.7, (ulps.max(), ulps.mean())
+
+
+# -- the normal distribution of the exact GELU ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normal_cdf_and_pdf_equal_their_plain_expressions(dtype):
+    x = np.linspace(-12.0, 12.0, 24_001).astype(dtype)
+    Phi, phi = normal_cdf(x), normal_pdf(x)
+    assert Phi.dtype == phi.dtype == dtype and Phi.shape == phi.shape == x.shape
+    np.testing.assert_array_equal(Phi, 0.5 * (1.0 + erf(x / np.sqrt(2.0).astype(dtype))))
+    np.testing.assert_array_equal(phi, (1.0 / math.sqrt(2.0 * math.pi)) * np.exp(-0.5 * (x * x)))
+    ref_cdf = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in x.astype(np.float64)])
+    ref_pdf = np.exp(-0.5 * x.astype(np.float64) ** 2) / math.sqrt(2.0 * math.pi)
+    tol = 1e-15 if dtype == np.float64 else 3e-7
+    assert np.abs(Phi - ref_cdf).max() < tol and np.abs(phi - ref_pdf).max() < tol
+    x0 = np.array([1e20, -1e20, 0.0], dtype=dtype)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(normal_pdf(x0), np.array([0.0, 0.0, 1.0 / math.sqrt(2.0 * math.pi)], dtype=dtype))
+    np.testing.assert_array_equal(normal_cdf(x0), [1.0, 0.0, 0.5])

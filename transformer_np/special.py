@@ -11,12 +11,17 @@ and their accuracy are derived in notes/erf.md:
 
 erf is odd, so the methods work on |x| and restore the sign. Float16 is computed in float32
 and rounded back; integers and booleans are promoted to float64, as NumPy's ufuncs do.
+
+The exact GELU (notes/activations.md) uses erf through the standard normal distribution:
+``normal_cdf(x)`` = Phi(x) of (act.2) and ``normal_pdf(x)`` = phi(x) of (act.5).
 """
 
 import math
 
 from .backend import get_array_module
 
+_SQRT_2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _TAYLOR_LIMIT = 2.0  # float64: series below this |x|, continued fraction from here on
 _SATURATION = 6.0  # float64: erf(|x| >= 6) rounds to exactly 1
 
@@ -108,3 +113,31 @@ def erf(x):
     if x.dtype.itemsize >= 8:
         return _erf_float64(x).astype(x.dtype, copy=False)
     return _erf_float32(x.astype(xp.float32, copy=False)).astype(x.dtype, copy=False)
+
+
+def normal_cdf(x):
+    """Phi(x) = (1 + erf(x / sqrt(2))) / 2, the standard normal CDF (act.2), element-wise.
+
+    x: a floating array (NumPy or CuPy) -> a new array of its shape and dtype. One array is
+    allocated; the additions and scalings are done in it.
+    """
+    Phi = erf(x / _SQRT_2)  # a new array ...
+    Phi += 1.0
+    Phi *= 0.5  # ... made (1 + erf) / 2 in place
+    return Phi
+
+
+def normal_pdf(x):
+    """phi(x) = exp(-x^2 / 2) / sqrt(2 pi), the standard normal density (act.5), element-wise.
+
+    x: a floating array (NumPy or CuPy) -> a new array of its shape and dtype. One array is
+    allocated; the scalings and the exponential are done in it. (For |x| > 38.6 in float64,
+    or |x| > 13.2 in float32, the result underflows to 0; for |x| beyond about 1.8e19 in
+    float32, x^2 overflows, and exp(-inf) is still 0.)
+    """
+    xp = get_array_module(x)
+    phi = x * x  # a new array ...
+    phi *= -0.5
+    xp.exp(phi, out=phi)
+    phi *= _INV_SQRT_2PI  # ... made exp(-x^2 / 2) / sqrt(2 pi) in place
+    return phi

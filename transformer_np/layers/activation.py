@@ -13,11 +13,9 @@ import math
 from ..backend import get_array_module
 from ..module import Module
 from ..ops import row_sum
-from ..special import erf
+from ..special import normal_cdf, normal_pdf
 from ..validate import check_float
 
-_SQRT_2 = math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_CUBIC = 0.044715  # c of the tanh form (act.3) (Hendrycks & Gimpel)
 # Beyond |x| = 40 the GELU is exactly x or 0 in floating point: phi(40) = exp(-800) / sqrt(2 pi)
@@ -36,8 +34,8 @@ def softmax(x, axis=-1):
     zero sum is not divided by).
     """
     xp = get_array_module(x)
-    m = _shift(x, axis)  # (..., 1, ...): the slice maximum, 0 for an all -inf slice
-    y = xp.exp(x - m)  # the numerators of (softmax.2); normalised in place below
+    y = x - _shift(x, axis)  # x - m, m the slice maximum (0 for an all -inf slice) ...
+    xp.exp(y, out=y)  # ... the numerators of (softmax.2), normalised in place below
     total = row_sum(y, axis)  # (..., 1, ...): >= 1 (the maximum gives exp(0) = 1) ...
     total[total == 0] = 1  # ... or 0 for an all -inf slice, whose zeros are then kept
     y /= total  # (softmax.2)
@@ -93,8 +91,8 @@ class ReLU(Module):
 class GELU(Module):
     """Gaussian Error Linear Unit, y = x Phi(x) (Hendrycks & Gimpel, 2016).
 
-    ``approximate="none"``: the exact form, Phi the standard normal CDF computed with
-    ``transformer_np.special.erf`` (act.2). ``approximate="tanh"``: the tanh approximation
+    ``approximate="none"``: the exact form, Phi the standard normal CDF computed from
+    ``transformer_np.special.erf`` (``special.normal_cdf``) (act.2). ``approximate="tanh"``: the tanh approximation
     (act.3), the form used by BERT and GPT-2.
     """
 
@@ -117,7 +115,7 @@ class GELU(Module):
         check_float(x)
         xp = get_array_module(x)
         if self.approximate == "none":
-            Phi = 0.5 * (1.0 + erf(x / _SQRT_2))  # (act.2), the standard normal CDF
+            Phi = normal_cdf(x)  # (act.2): Phi(x) = (1 + erf(x / sqrt 2)) / 2
             y = x * Phi  # (act.2)
             self.save_for_backward(x, Phi, output=y)
             return y
@@ -139,8 +137,7 @@ class GELU(Module):
         xc = xp.clip(x, -_SATURATION, _SATURATION)  # changes no result, see _SATURATION
         if self.approximate == "none":
             Phi = saved
-            phi = _INV_SQRT_2PI * xp.exp(-0.5 * (xc * xc))  # phi(x) of (act.5), the normal density
-            return dy * (Phi + xc * phi)  # (act.5)
+            return dy * (Phi + xc * normal_pdf(xc))  # (act.5)
         tanh_u = saved
         du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * (xc * xc))  # du/dx of (act.6)
         return dy * (0.5 * ((1.0 - tanh_u * tanh_u) * du_dx * xc + tanh_u + 1.0))  # (act.6)

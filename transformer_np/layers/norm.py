@@ -42,13 +42,14 @@ class LayerNorm(Module):
         check_last_dim(x, self.d_model)
         check_same_dtype(x, self.weight.data)
         xp = get_array_module(x)
-        mu = x.mean(axis=-1, keepdims=True)  # (..., 1)  (ln.1)
+        mu = row_mean(x)  # (..., 1)  (ln.1)
         xhat = x - mu  # x - mu, scaled into xhat by (ln.3) below
         # Two passes (centre first, then square) keep var accurate when |mu| >> std.
         var = row_mean(xhat * xhat)  # (..., 1)  (ln.2), biased: divide by D
         rstd = 1.0 / xp.sqrt(var + self.eps)  # (ln.3)
         xhat *= rstd  # (ln.3)
-        y = xhat * self.weight.data + self.bias.data  # (ln.4)
+        y = xhat * self.weight.data  # gamma xhat, + beta on the next line
+        y += self.bias.data  # (ln.4)
         self.save_for_backward(xhat, rstd, output=y)
         return y
 
