@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from transformer_np.ops import row_mean, row_sum
+from transformer_np.ops import moving_average, row_mean, row_sum
 
 SHAPES = [(7,), (5, 7), (3, 5, 7), (2, 3, 4, 129), (4, 1), (1, 3, 513)]
 
@@ -61,3 +61,14 @@ def test_weighted_row_mean_equals_the_mean_of_the_product(shape, dtype, rtol):
 def test_weights_of_ones_give_the_plain_mean_bit_for_bit():
     a = np.random.default_rng(5).standard_normal((4, 6, 33)).astype(np.float32)
     np.testing.assert_array_equal(row_mean(a, weights=np.ones(33, dtype=np.float32)), row_mean(a))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.0, 0.9, 0.999])
+def test_moving_average_is_the_plain_expression_bit_for_bit_in_place(dtype, beta):
+    rng = np.random.default_rng(6)
+    avg, x = rng.standard_normal((2, 300, 7)).astype(dtype)
+    expected = beta * avg + (1.0 - beta) * x
+    out = moving_average(avg, x, beta)
+    assert out is avg and avg.dtype == dtype
+    np.testing.assert_array_equal(avg, expected)

@@ -3,13 +3,18 @@
     row_sum(a, axis)   a.sum(axis=axis, keepdims=True)
     row_mean(a)        a.mean(axis=-1, keepdims=True)
     row_mean(a, w)     (a * w).mean(axis=-1, keepdims=True), w a vector of weights (K,)
+    moving_average(avg, x, beta)   avg[...] = beta * avg + (1 - beta) * x
+
+NumPy evaluates ``beta * avg + (1 - beta) * x`` into new arrays, one per operator, and
+allocating an array costs more than a pass over one already in the cache: the exponential
+moving average is therefore updated in place, in the one array it lives in.
 
 Along the last axis both are a matrix-vector product with a vector of ones, a @ 1. NumPy's
 reduction along rows of a few hundred entries (the D features of a token, the Tk scores of
 a query) runs several times slower than BLAS's matrix-vector product, which streams the
 rows once with vector instructions. The result is the same sum, added in another order, so
 it may differ from NumPy's in the last bits (tests/test_ops.py checks the agreement). A call
-site then reads as its equation: ``var = row_mean(xc * xc)  # (ln.2)``.
+site then reads as its equation: ``var = row_mean(xhat * xhat)  # (ln.2)``.
 """
 
 from .backend import get_array_module
@@ -41,3 +46,16 @@ def row_mean(a, weights=None):
         total = (a @ weights)[..., None]  # (..., 1)
     total /= K
     return total
+
+
+def moving_average(average, value, beta):
+    """``average[...] = beta * average + (1 - beta) * value``, in place; returns ``average``.
+
+    The exponential moving average of Adam's moments, (opt.4) and (opt.5). The same
+    arithmetic in the same order as the expression, so the same result bit for bit, with one
+    temporary instead of three and no final copy. ``beta`` is a Python float; ``value`` has
+    the shape and dtype of ``average``.
+    """
+    average *= beta
+    average += (1.0 - beta) * value
+    return average

@@ -26,6 +26,7 @@ import math
 
 from ..backend import backend_name, get_array_module, to_backend, to_numpy
 from ..module import Parameter
+from ..ops import moving_average
 
 
 def is_vector(name, p):
@@ -300,8 +301,8 @@ class Adam(Optimizer):
         elif wd:
             g = g + wd * p.data  # (opt.8), a new array: p.grad stays as it was
         m, v = state["m"], state["v"]
-        m[...] = beta1 * m + (1.0 - beta1) * g  # (opt.4)
-        v[...] = beta2 * v + (1.0 - beta2) * (g * g)  # (opt.5)
+        moving_average(m, g, beta1)  # (opt.4): m = beta1 m + (1 - beta1) g, in place
+        moving_average(v, g * g, beta2)  # (opt.5): v = beta2 v + (1 - beta2) g^2, in place
         # The bias corrections (opt.6) are scalars: m_hat = m / (1 - beta1^t) and
         # sqrt(v_hat) = sqrt(v) / sqrt(1 - beta2^t), so neither m_hat nor v_hat is formed.
         sqrt_v_hat_eps = xp.sqrt(v) * (1.0 / math.sqrt(1.0 - beta2**t)) + eps  # sqrt(v_hat) + eps (opt.6)
