@@ -42,7 +42,8 @@ class ScaledDotProductAttention(Module):
         every key masked gets P = 0 (softmax's rule for an all -inf row), hence O = 0
         and zero gradients, never NaN.
         Caches Q / sqrt(Dh), K, V and the dropped-out weights Pd (the same array as P without
-        dropout); the softmax caches P. The mask is not needed: P is already exactly 0 where it hides a key.
+        dropout); the softmax caches P. The mask is not needed: P is already exactly 0 where it
+        hides a key.
         """
         self._check_inputs(Q, K, V, mask)
         xp = get_array_module(Q)

@@ -42,7 +42,7 @@ class LayerNorm(Module):
         check_last_dim(x, self.d_model)
         check_same_dtype(x, self.weight.data)
         xp = get_array_module(x)
-        mu = row_mean(x)  # (..., 1)  (ln.1)
+        mu = x.mean(axis=-1, keepdims=True)  # (..., 1)  (ln.1)
         xhat = x - mu  # x - mu, scaled into xhat by (ln.3) below
         # Two passes (centre first, then square) keep var accurate when |mu| >> std.
         var = row_mean(xhat * xhat)  # (..., 1)  (ln.2), biased: divide by D
