@@ -11,13 +11,17 @@ Memory allocator: a step allocates and frees a few hundred arrays of 0.1 to 20 M
 glibc's default settings freed memory goes back to the system and comes back as fresh pages,
 each first touch a page fault: about 3500 faults (13 MiB) per step of the small
 configuration, 10% of its time. Like PyTorch's CPU performance guides (which recommend jemalloc
-or tcmalloc for the same reason), the benchmark therefore asks glibc to keep freed memory for
-reuse (``keep_freed_memory`` in transformer_np/train/memory.py, which the command line's demo,
-train and plot use too). ``--system-malloc`` measures
-with the defaults instead. Results are identical either way; only the time differs.
+or tcmalloc for the same reason), THIS BENCHMARK therefore asks glibc, through ``mallopt``, to
+keep freed memory for reuse, and prints that it did. The library itself never changes the
+allocator (a process-wide setting); a script or notebook that wants the same speed-up can set
+MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ and MALLOC_TOP_PAD_ in the environment before
+starting Python, or call ``keep_freed_memory`` below. ``--system-malloc`` measures with the
+defaults instead. Results are identical either way; only the time differs.
 """
 
 import argparse
+import ctypes
+import ctypes.util
 import os
 import sys
 import time
@@ -32,7 +36,6 @@ from transformer_np.loss import CrossEntropyLoss  # noqa: E402
 from transformer_np.models import GPT  # noqa: E402
 from transformer_np.models.counting import flops_per_token  # noqa: E402
 from transformer_np.optim import AdamW, clip_grad_norm, param_groups  # noqa: E402
-from transformer_np.train.memory import keep_freed_memory  # noqa: E402
 
 CONFIGS = {
     # nanoGPT's CPU recipe for character-level Shakespeare (vocabulary 65).
@@ -40,6 +43,27 @@ CONFIGS = {
     # The larger configuration of the issue: 6 layers, 6 heads, d = 384, block 256, batch 8.
     "large": dict(vocab_size=65, block_size=256, n_layers=6, n_heads=6, d_model=384, batch=8),
 }
+
+
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc's mallopt parameters
+MiB = 2**20
+
+
+def keep_freed_memory():
+    """Ask glibc's malloc to keep freed memory for reuse; True when the settings were applied.
+
+    The same as setting MALLOC_MMAP_THRESHOLD_=268435456, MALLOC_TRIM_THRESHOLD_=1073741824 and
+    MALLOC_TOP_PAD_=268435456 in the environment before starting Python. On systems without
+    glibc it does nothing and returns False.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    ok = mallopt(M_MMAP_THRESHOLD, 256 * MiB)  # arrays below 256 MiB come from the heap ...
+    ok &= mallopt(M_TRIM_THRESHOLD, 1024 * MiB)  # ... which is not trimmed below 1 GiB ...
+    ok &= mallopt(M_TOP_PAD, 256 * MiB)  # ... and grows in steps of 256 MiB
+    return bool(ok)
 
 
 def make_step(cfg, rng):
@@ -98,7 +122,11 @@ def main(argv=None):
     parser.add_argument("--system-malloc", action="store_true", help="keep glibc's default malloc settings")
     args = parser.parse_args(argv)
     tuned = not args.system_malloc and keep_freed_memory()
-    print(f"malloc: {'freed memory kept for reuse' if tuned else 'system defaults'}")
+    print(
+        "malloc: this benchmark set glibc's mallopt to keep freed memory for reuse"
+        if tuned
+        else "malloc: system defaults"
+    )
     table, peak = matmul_peak()
     print(f"float32 matmul peak: {peak:.1f} GFLOP/s  ({', '.join(f'n={n}: {g:.0f}' for n, g in table.items())})")
     names = [args.only] if args.only else list(CONFIGS)

@@ -196,8 +196,9 @@ def test_backward_shapes_and_no_mask_cached():
     Q, K, V = _inputs(np.random.default_rng(9), Tq=2)
     attn = ScaledDotProductAttention()
     O = attn.forward(Q, K, V, mask=padding_mask_from_lengths(LENGTHS, T))
-    Q_c, K_c, V_c, Pd = attn._cache  # Q, K, V and the weights after dropout ...
-    assert Q_c is Q and K_c is K and V_c is V
+    Q_c, K_c, V_c, Pd = attn._cache  # Q / sqrt(Dh), K, V and the weights after dropout ...
+    np.testing.assert_array_equal(Q_c, Q * (1.0 / np.sqrt(Q.shape[-1])))
+    assert K_c is K and V_c is V
     assert Pd is attn.attn_weights  # ... which, without dropout, are P itself: no copy
     dQ, dK, dV = attn.backward(np.ones_like(O))
     assert (dQ.shape, dK.shape, dV.shape) == (Q.shape, K.shape, V.shape)

@@ -127,3 +127,75 @@ def test_bad_inputs_name_expected_and_received(batch):
         CrossEntropyLoss(1.5)
     with pytest.raises(RuntimeError, match="backward\\(\\) called before forward"):
         CrossEntropyLoss().backward()
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_non_finite_logits_at_ignored_positions_change_nothing(batch, poison, eps):
+    logits, targets = batch  # targets[1, 2:] are padding (0)
+    ce = CrossEntropyLoss(eps, ignore_index=0)
+    clean = float(ce.forward(logits, targets))
+    clean_grad = ce.backward()
+    poisoned = logits.copy()
+    poisoned[1, 2:] = poison  # every logit of the padded positions
+    poisoned[1, 3, 2] = 1e30  # and a huge one
+    loss = ce.forward(poisoned, targets)
+    grad = ce.backward()
+    assert float(loss) == clean == pytest.approx(direct_loss(logits, targets, eps, 0), rel=1e-12)
+    assert np.isfinite(grad).all() and not grad[1, 2:].any()
+    np.testing.assert_array_equal(grad, clean_grad)
+
+
+def test_ignored_targets_may_be_any_integer_and_are_never_range_checked(batch):
+    logits, targets = batch
+    ce = CrossEntropyLoss(ignore_index=-100)
+    targets = np.where(targets == 0, -100, targets)
+    assert float(ce.forward(logits, targets)) == pytest.approx(direct_loss(logits, targets, 0.0, -100), rel=1e-12)
+
+
+def test_a_row_of_minus_inf_logits_at_a_kept_position_costs_inf_not_nan():
+    logits = np.zeros((1, 2, 3))
+    logits[0, 1] = -np.inf
+    loss = CrossEntropyLoss().forward(logits, np.array([[0, 1]]))
+    assert loss == np.inf
+
+
+@pytest.mark.parametrize(
+    "dout, error, message",
+    [
+        (np.ones(1), ValueError,
+         r"CrossEntropyLoss\.backward: dout: expected the shape of forward's output \(\), received \(1,\)"),
+        (np.ones((2, 4)), ValueError, r"expected the shape of forward's output \(\), received \(2, 4\)"),
+        ("1.0", ValueError, r"expected the shape of forward's output \(\), received str"),
+        (True, ValueError, r"expected the shape of forward's output \(\), received bool"),
+        (np.float32(1.0), TypeError,
+         r"CrossEntropyLoss\.backward: dout: expected the dtype .* float64, received float32"),
+        (np.ones((), dtype=np.float32), TypeError, "expected the dtype of forward's output float64, received float32"),
+    ],
+)
+def test_backward_takes_a_scalar_of_the_loss_dtype(batch, dout, error, message):
+    logits, targets = batch
+    ce = CrossEntropyLoss()
+    ce.forward(logits, targets)
+    with pytest.raises(error, match=message):
+        ce.backward(dout)
+    expected = 2.5 * ce.backward()  # a refused dout leaves the forward's cache for the next call
+    ce.forward(logits, targets)
+    for ok in (2.5, np.float64(2.5), np.array(2.5)):
+        np.testing.assert_array_equal(ce.backward(ok), expected)
+        ce.forward(logits, targets)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"label_smoothing": -0.1}, ValueError, r"label_smoothing: expected a value in \[0, 1\], received -0.1"),
+        ({"label_smoothing": float("nan")}, ValueError, r"label_smoothing: expected a value in \[0, 1\], received nan"),
+        ({"label_smoothing": "0.1"}, ValueError, r"label_smoothing: expected a value in \[0, 1\], received '0.1'"),
+        ({"ignore_index": 0.5}, TypeError, "ignore_index: expected None or an integer token id, received 0.5"),
+        ({"ignore_index": True}, TypeError, "ignore_index: expected None or an integer token id, received True"),
+    ],
+)
+def test_constructor_arguments_are_checked(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        CrossEntropyLoss(**kwargs)

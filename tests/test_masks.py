@@ -9,6 +9,7 @@ from transformer_np.layers.masks import (
     causal_mask,
     check_mask,
     combine_masks,
+    mask_bias,
     padding_mask_from_ids,
     padding_mask_from_lengths,
 )
@@ -111,3 +112,14 @@ def test_check_mask_rejects_other_shapes_naming_expected_and_received(shape):
 def test_check_mask_rejects_non_boolean():
     with pytest.raises(TypeError, match=r"mask: expected a boolean array .* received dtype float64"):
         check_mask(np.ones((3, 1, 1, 6)), 3, 4, 5, 6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mask_bias_added_to_the_scores_equals_the_select_of_attn_2(dtype):
+    rng = np.random.default_rng(0)
+    S = rng.standard_normal((2, 3, 4, 5)).astype(dtype)
+    mask = combine_masks(padding_mask_from_lengths(np.array([5, 2]), 5), causal_mask(5)[..., 1:, :])  # (2, 1, 4, 5)
+    bias = mask_bias(mask, S)
+    assert bias.shape == mask.shape and bias.dtype == dtype
+    assert set(np.unique(bias)) <= {0.0, -np.inf}
+    np.testing.assert_array_equal(S + bias, np.where(mask, S, -np.inf))

@@ -1,11 +1,14 @@
-"""Softmax: a distribution along any axis, the direct formula, finite at 1e4, vector-form backward."""
+"""Softmax: a distribution along any axis, the direct formula, finite at 1e4, vector-form backward;
+the library's one softmax(x, axis) and log_softmax(x, axis), and their rule for an all -inf slice."""
 
+import inspect
 import math
+import warnings
 
 import numpy as np
 import pytest
 
-from transformer_np.layers.activation import Softmax
+from transformer_np.layers.activation import Softmax, log_softmax, softmax
 
 
 @pytest.fixture
@@ -101,3 +104,64 @@ def test_agrees_with_torch(x):
     yt.backward(torch.tensor(dy))
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-14)
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+# -- the functions softmax(x, axis) and log_softmax(x, axis) ------------------------------------------
+
+
+def test_the_signatures_are_x_and_axis_minus_one():
+    for f in (softmax, log_softmax):
+        params = inspect.signature(f).parameters
+        assert list(params) == ["x", "axis"] and params["axis"].default == -1
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1, 2, -2])
+def test_functions_match_the_direct_formulas_along_any_axis(x, axis):
+    np.testing.assert_allclose(softmax(x, axis), direct(x, axis), rtol=1e-14)
+    np.testing.assert_allclose(log_softmax(x, axis), np.log(direct(x, axis)), rtol=1e-13, atol=1e-14)
+    np.testing.assert_array_equal(softmax(x, axis), Softmax(axis).forward(x))  # the layer is the function
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_functions_keep_the_dtype_and_are_finite_for_logits_of_size_1e4(dtype):
+    z = np.array([[1e4, 1e4 - 1.0, -1e4], [3e4, -3e4, 0.0]], dtype=dtype)
+    p, log_p = softmax(z), log_softmax(z)
+    assert p.dtype == log_p.dtype == dtype
+    assert np.isfinite(p).all() and np.isfinite(log_p).all()
+    # row 0: log p = (0, -1, -2e4) - log(1 + e^-1 + e^-2e4)
+    expected = np.array([0.0, -1.0, -2e4]) - math.log(1.0 + math.exp(-1.0))
+    np.testing.assert_allclose(log_p[0], expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    np.testing.assert_allclose(np.exp(log_p), p, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-30)
+
+
+def test_one_rule_for_an_all_minus_inf_slice_softmax_zeros_log_softmax_minus_inf():
+    z = np.array([[0.5, -np.inf, 1.5], [-np.inf, -np.inf, -np.inf]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by zero, no log of zero, no invalid value
+        p, log_p = softmax(z), log_softmax(z)
+        p0, log_p0 = softmax(z, axis=0), log_softmax(z, axis=0)
+    e = math.exp(-1.0)
+    np.testing.assert_allclose(p, [[e / (1 + e), 0.0, 1 / (1 + e)], [0.0, 0.0, 0.0]], rtol=1e-15)
+    np.testing.assert_allclose(log_p[0], [-math.log(1 + e) - 1.0, -np.inf, -math.log(1 + e)], rtol=1e-15)
+    assert np.all(log_p[1] == -np.inf)
+    assert not np.isnan(p).any() and not np.isnan(log_p).any()
+    # along axis 0 the middle column is the all -inf slice
+    assert np.all(p0[:, 1] == 0.0) and np.all(log_p0[:, 1] == -np.inf)
+    np.testing.assert_array_equal(p0[:, [0, 2]], [[1.0, 1.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(log_p0[:, [0, 2]], [[0.0, 0.0], [-np.inf, -np.inf]])
+
+
+def test_functions_leave_their_input_alone(x):
+    before = x.copy()
+    softmax(x)
+    log_softmax(x, 0)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_functions_agree_with_torch(x):
+    torch = pytest.importorskip("torch")
+    for axis in (-1, 0):
+        np.testing.assert_allclose(softmax(x, axis), torch.softmax(torch.tensor(x), dim=axis).numpy(), rtol=1e-14)
+        np.testing.assert_allclose(
+            log_softmax(x, axis), torch.log_softmax(torch.tensor(x), dim=axis).numpy(), rtol=1e-13, atol=1e-15
+        )

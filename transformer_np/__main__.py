@@ -292,10 +292,6 @@ def main(argv=None):
         args = build_parser().parse_args(argv)
     except SystemExit as exit:  # --help (0), or an option refused in one line by cli.Parser (2)
         return exit.code
-    if args.command in ("demo", "train", "plot"):
-        from .train.memory import keep_freed_memory
-
-        keep_freed_memory()  # faster steps, same results (transformer_np/train/memory.py)
     try:
         return args.run(args)
     except UsageError as error:

@@ -1,6 +1,6 @@
 """The building blocks of the Transformer, one concept per file, each with forward and backward."""
 
-from .activation import GELU, ReLU, Softmax
+from .activation import GELU, ReLU, Softmax, log_softmax, softmax
 from .attention import ScaledDotProductAttention
 from .dropout import Dropout
 from .embedding import Embedding
@@ -8,7 +8,14 @@ from .feedforward import PositionwiseFeedForward
 from .gru import GRU
 from .kv_cache import CrossAttentionCache, KVCache, SelfAttentionCache
 from .linear import Linear
-from .masks import causal_mask, check_mask, combine_masks, padding_mask_from_ids, padding_mask_from_lengths
+from .masks import (
+    causal_mask,
+    check_mask,
+    combine_masks,
+    mask_bias,
+    padding_mask_from_ids,
+    padding_mask_from_lengths,
+)
 from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .norm import LayerNorm
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
@@ -21,6 +28,8 @@ __all__ = [
     "ReLU",
     "GELU",
     "Softmax",
+    "softmax",
+    "log_softmax",
     "Dropout",
     "ScaledDotProductAttention",
     "MultiHeadAttention",
@@ -38,6 +47,7 @@ __all__ = [
     "padding_mask_from_ids",
     "combine_masks",
     "check_mask",
+    "mask_bias",
     "KVCache",
     "SelfAttentionCache",
     "CrossAttentionCache",

@@ -1,24 +1,68 @@
-"""Element-wise activations ReLU and GELU, and Softmax along one axis.
+"""Element-wise activations ReLU and GELU; softmax and log-softmax along one axis.
 
 Derivations: notes/activations.md (act.k) and notes/softmax.md (softmax.k).
+
+``softmax(x, axis)`` and ``log_softmax(x, axis)`` are the library's only ones: the Softmax
+layer, attention, the loss, sampling and beam search all call them. Their rule for a slice
+whose every entry is -inf (an attention row with every key masked): softmax gives zeros,
+never NaN, and log-softmax gives -inf everywhere (log 0).
 """
 
 import math
 
 from ..backend import get_array_module
 from ..module import Module
-from ..special import erf
+from ..ops import row_sum
+from ..special import normal_cdf, normal_pdf
 from ..validate import check_float
 
-_SQRT_2 = math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_GELU_CUBIC = 0.044715  # the cubic coefficient of the tanh approximation (Hendrycks & Gimpel)
+_GELU_CUBIC = 0.044715  # c of the tanh form (act.3) (Hendrycks & Gimpel)
 # Beyond |x| = 40 the GELU is exactly x or 0 in floating point: phi(40) = exp(-800) / sqrt(2 pi)
 # underflows to 0, and tanh(u(40)) rounds to exactly +-1. Clipping x to this range where only
 # those saturated factors are computed changes no result and keeps x^2 and x^3 finite for huge
 # float32 inputs (no overflow, and no 0 * inf = NaN).
 _SATURATION = 40.0
+
+
+def softmax(x, axis=-1):
+    """y = exp(x - m) / sum(exp(x - m)) along ``axis``, m the maximum of the slice (softmax.2).
+
+    x: any shape, floating -> y: the same shape and dtype, on x's backend. Every slice sums to
+    1, except a slice whose entries are all -inf (a fully masked attention row): it gives
+    zeros, never NaN (its maximum is taken as 0, so every exponential is exactly 0, and the
+    zero sum is not divided by).
+    """
+    xp = get_array_module(x)
+    y = x - _shift(x, axis)  # x - m, m the slice maximum (0 for an all -inf slice) ...
+    xp.exp(y, out=y)  # ... the numerators of (softmax.2), normalised in place below
+    total = row_sum(y, axis)  # (..., 1, ...): >= 1 (the maximum gives exp(0) = 1) ...
+    total[total == 0] = 1  # ... or 0 for an all -inf slice, whose zeros are then kept
+    y /= total  # (softmax.2)
+    return y
+
+
+def log_softmax(x, axis=-1):
+    """log y = (x - m) - log sum(exp(x - m)) along ``axis``, m the maximum of the slice (softmax.5).
+
+    x: any shape, floating -> the same shape and dtype, on x's backend. Finite for finite x
+    of any size (no exp overflows, the sum is at least 1). A slice whose entries are all -inf
+    gives -inf everywhere (log 0, as exp of it gives softmax's zeros), never NaN.
+    """
+    xp = get_array_module(x)
+    shifted = x - _shift(x, axis)  # x - m, every entry <= 0
+    total = row_sum(xp.exp(shifted), axis)  # (..., 1, ...): >= 1, or 0 for an all -inf slice
+    total[total == 0] = 1  # log 1 = 0: the slice keeps its -inf entries
+    shifted -= xp.log(total)  # (softmax.5)
+    return shifted
+
+
+def _shift(x, axis):
+    """The maximum of every slice along ``axis`` (axis kept), with 0 where the maximum is -inf."""
+    xp = get_array_module(x)
+    m = x.max(axis=axis, keepdims=True)
+    m[xp.isneginf(m)] = 0  # exp(-inf - 0) = 0, where -inf - (-inf) would be NaN
+    return m
 
 
 class ReLU(Module):
@@ -31,24 +75,24 @@ class ReLU(Module):
         """
         check_float(x)
         xp = get_array_module(x)
-        positive = x > 0
-        self.save_for_backward(positive)
-        return xp.maximum(x, 0)
+        y = xp.maximum(x, 0)  # (act.1)
+        self.save_for_backward(x > 0, output=y)
+        return y
 
     def backward(self, dy):
         """dx = dy ⊙ [x > 0] (act.4); the derivative at exactly x = 0 is taken to be 0.
 
         dy: the shape of x -> dx: the same shape.
         """
-        (positive,) = self.saved()
-        return dy * positive
+        (positive,) = self.saved(dy)
+        return dy * positive  # (act.4)
 
 
 class GELU(Module):
     """Gaussian Error Linear Unit, y = x Phi(x) (Hendrycks & Gimpel, 2016).
 
-    ``approximate="none"``: the exact form, Phi the standard normal CDF computed with
-    ``transformer_np.special.erf`` (act.2). ``approximate="tanh"``: the tanh approximation
+    ``approximate="none"``: the exact form, Phi the standard normal CDF computed from
+    ``transformer_np.special.erf`` (``special.normal_cdf``) (act.2). ``approximate="tanh"``: the tanh approximation
     (act.3), the form used by BERT and GPT-2.
     """
 
@@ -71,22 +115,15 @@ class GELU(Module):
         check_float(x)
         xp = get_array_module(x)
         if self.approximate == "none":
-            Phi = erf(x / _SQRT_2)  # a new array: the updates below are in place
-            Phi += 1.0
-            Phi *= 0.5
-            self.save_for_backward(x, Phi)
-            return x * Phi
-        xc = xp.clip(x, -_SATURATION, _SATURATION)
-        u = xc * xc  # u = sqrt(2/pi) x (1 + c x^2), in place
-        u *= _GELU_CUBIC
-        u += 1.0
-        u *= xc
-        u *= _SQRT_2_OVER_PI
-        tanh_u = xp.tanh(u, out=u)
-        self.save_for_backward(x, tanh_u)
-        y = tanh_u + 1.0
-        y *= x
-        y *= 0.5
+            Phi = normal_cdf(x)  # (act.2): Phi(x) = (1 + erf(x / sqrt 2)) / 2
+            y = x * Phi  # (act.2)
+            self.save_for_backward(x, Phi, output=y)
+            return y
+        xc = xp.clip(x, -_SATURATION, _SATURATION)  # changes no result, see _SATURATION
+        u = _SQRT_2_OVER_PI * (xc * (1.0 + _GELU_CUBIC * (xc * xc)))  # (act.3): x + c x^3 = x (1 + c x^2)
+        tanh_u = xp.tanh(u)  # (act.3)
+        y = 0.5 * x * (1.0 + tanh_u)  # (act.3)
+        self.save_for_backward(x, tanh_u, output=y)
         return y
 
     def backward(self, dy):
@@ -95,37 +132,19 @@ class GELU(Module):
 
         dy: the shape of x -> dx: the same shape.
         """
-        x, saved = self.saved()
+        x, saved = self.saved(dy)
         xp = get_array_module(x)
         xc = xp.clip(x, -_SATURATION, _SATURATION)  # changes no result, see _SATURATION
         if self.approximate == "none":
             Phi = saved
-            slope = xc * xc  # becomes phi(x), then Phi + x phi(x), then dx, in place
-            slope *= -0.5
-            xp.exp(slope, out=slope)
-            slope *= _INV_SQRT_2PI
-            slope *= xc
-            slope += Phi
-            slope *= dy
-            return slope
+            return dy * (Phi + xc * normal_pdf(xc))  # (act.5)
         tanh_u = saved
-        du_dx = xc * xc  # sqrt(2/pi) (1 + 3 c x^2), in place
-        du_dx *= 3.0 * _GELU_CUBIC
-        du_dx += 1.0
-        du_dx *= _SQRT_2_OVER_PI
-        slope = tanh_u * tanh_u  # becomes 0.5 (1 + tanh u + x (1 - tanh^2 u) du/dx), then dx
-        xp.subtract(1.0, slope, out=slope)
-        slope *= du_dx
-        slope *= xc
-        slope += tanh_u
-        slope += 1.0
-        slope *= 0.5
-        slope *= dy
-        return slope
+        du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * (xc * xc))  # du/dx of (act.6)
+        return dy * (0.5 * ((1.0 - tanh_u * tanh_u) * du_dx * xc + tanh_u + 1.0))  # (act.6)
 
 
 class Softmax(Module):
-    """y = exp(x) / sum(exp(x)) along ``axis`` (any axis, default the last one).
+    """y = softmax(x) along ``axis`` (any axis, default the last one), a layer around ``softmax``.
 
     The maximum along the axis is subtracted first (softmax.2): the result is the same and
     exp never overflows, so logits of size 1e4 give finite probabilities. A slice in which
@@ -133,6 +152,8 @@ class Softmax(Module):
     """
 
     def __init__(self, axis=-1):
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"axis: expected an int, received {axis!r}")
         self.axis = axis
 
     def forward(self, x):
@@ -142,15 +163,11 @@ class Softmax(Module):
         Caches y.
         """
         check_float(x)
-        xp = get_array_module(x)
-        m = x.max(axis=self.axis, keepdims=True)
-        m[xp.isneginf(m)] = 0  # an all -inf slice: exp(-inf - 0) = 0, not NaN
-        y = x - m  # one new array, exponentiated and normalised in place
-        xp.exp(y, out=y)
-        total = _sum(y, self.axis)  # >= 1 (the max contributes exp(0) = 1) ...
-        total[total == 0] = 1  # ... unless the slice was all -inf: then y = 0
-        y /= total
-        self.save_for_backward(y)
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ValueError(f"x: expected at least {abs(self.axis) + (self.axis >= 0)} dimensions "
+                             f"for axis {self.axis}, received shape {x.shape}")
+        y = softmax(x, self.axis)  # (softmax.2)
+        self.save_for_backward(y, output=y)
         return y
 
     def backward(self, dy):
@@ -158,19 +175,5 @@ class Softmax(Module):
 
         dy: the shape of y -> dx: the same shape.
         """
-        (y,) = self.saved()
-        xp = get_array_module(y)
-        dx = dy * y
-        xp.subtract(dy, _sum(dx, self.axis), out=dx)  # dx rewritten in place: dy - sum(dy * y), then * y
-        dx *= y
-        return dx
-
-
-def _sum(a, axis):
-    """``a.sum(axis, keepdims=True)``. Over the last axis it is computed as a matrix-vector
-    product with a vector of ones, which BLAS runs several times faster than NumPy's reduction
-    along short rows (a few hundred entries, as in attention scores)."""
-    if axis not in (-1, a.ndim - 1):
-        return a.sum(axis=axis, keepdims=True)
-    xp = get_array_module(a)
-    return (a @ xp.ones(a.shape[-1], dtype=a.dtype))[..., None]
+        (y,) = self.saved(dy)
+        return y * (dy - row_sum(dy * y, self.axis))  # (softmax.4)

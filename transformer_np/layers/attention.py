@@ -12,7 +12,7 @@ from ..module import Module
 from ..validate import check_float, check_ndim, check_same_dtype
 from .activation import Softmax
 from .dropout import Dropout
-from .masks import check_mask
+from .masks import check_mask, mask_bias
 
 
 class ScaledDotProductAttention(Module):
@@ -39,28 +39,24 @@ class ScaledDotProductAttention(Module):
         Q: (B, H, Tq, Dh), K: (B, H, Tk, Dh), V: (B, H, Tk, Dv) -> O: (B, H, Tq, Dv).
         mask: boolean, broadcastable to (B, H, Tq, Tk), True = may attend (see layers/masks.py).
         Masked scores become -inf, so the softmax gives them weight exactly 0; a query row with
-        every key masked gets P = 0 (the Softmax layer's rule for an all -inf row), hence O = 0
+        every key masked gets P = 0 (softmax's rule for an all -inf row), hence O = 0
         and zero gradients, never NaN.
-        Caches Q, K, V and the dropped-out weights Pd (the same array as P without dropout); the
-        softmax caches P. The mask is not needed: P is already exactly 0 where it hides a key.
+        Caches Q / sqrt(Dh), K, V and the dropped-out weights Pd (the same array as P without
+        dropout); the softmax caches P. The mask is not needed: P is already exactly 0 where it
+        hides a key.
         """
         self._check_inputs(Q, K, V, mask)
         xp = get_array_module(Q)
-        scale = 1.0 / math.sqrt(Q.shape[-1])  # a Python float keeps float32 float32
-        S = Q @ xp.swapaxes(K, -1, -2)
-        S *= scale  # (attn.1)
+        Q_scaled = Q * (1.0 / math.sqrt(Q.shape[-1]))  # Q / sqrt(Dh): the scale on Q, not on the larger S
+        S = Q_scaled @ xp.swapaxes(K, -1, -2)  # (B, H, Tq, Tk)  (attn.1)
         if mask is not None:
-            # (attn.2) as an addition: 0 where a key may be attended, -inf where it is hidden.
-            # The bias has the mask's (broadcast) shape, e.g. (1, 1, Tq, Tk), so building it is
-            # cheap, and one in-place add over S costs a fraction of a select (xp.where).
-            bias = xp.zeros(mask.shape, dtype=S.dtype)
-            bias[~mask] = -xp.inf
-            S += bias
+            S += mask_bias(mask, S)  # (attn.2), as an addition: 0 where visible, -inf where hidden
         P = self.softmax.forward(S)  # (attn.3)
-        Pd = self.dropout.forward(P)
+        Pd = self.dropout.forward(P)  # P with attention dropout (the same array without it)
+        O = Pd @ V  # (B, H, Tq, Dv)  (attn.4)
         self.attn_weights = P
-        self.save_for_backward(Q, K, V, Pd)
-        return Pd @ V  # (attn.4)
+        self.save_for_backward(Q_scaled, K, V, Pd, output=O)
+        return O
 
     def backward(self, dO):
         """dV = P^T dO (attn.5), dP = dO V^T (attn.6), dS = P * (dP - rowsum(dP * P)) (attn.7),
@@ -71,17 +67,15 @@ class ScaledDotProductAttention(Module):
         (attn.7) is the softmax's own backward (softmax.4). Masked entries of P are 0, so it
         gives them dS = 0: no gradient reaches a hidden key, and none leaves an all-masked row.
         """
-        Q, K, V, Pd = self.saved()
+        Q_scaled, K, V, Pd = self.saved(dO)
         xp = get_array_module(dO)
-        scale = 1.0 / math.sqrt(Q.shape[-1])
         dV = xp.swapaxes(Pd, -1, -2) @ dO  # (attn.5)
         dPd = dO @ xp.swapaxes(V, -1, -2)  # (attn.6), for the weights after dropout
-        dP = self.dropout.backward(dPd)
+        dP = self.dropout.backward(dPd)  # (drop.4)
         dS = self.softmax.backward(dP)  # (attn.7): P * (dP - rowsum(dP * P))
-        dQ = dS @ K
-        dQ *= scale  # (attn.8)
-        dK = xp.swapaxes(dS, -1, -2) @ Q
-        dK *= scale  # (attn.9)
+        dQ = dS @ K  # dS K, divided by sqrt(Dh) on the next line
+        dQ *= 1.0 / math.sqrt(K.shape[-1])  # (attn.8)
+        dK = xp.swapaxes(dS, -1, -2) @ Q_scaled  # (attn.9): dS^T (Q / sqrt(Dh))
         return dQ, dK, dV
 
     @staticmethod

@@ -1,5 +1,7 @@
 """Dropout: zero each unit with probability p during training. Derivation: notes/dropout.md."""
 
+import numbers
+
 from ..backend import backend_name, to_backend
 from ..init import make_rng
 from ..module import Module
@@ -21,7 +23,7 @@ class Dropout(Module):
     """
 
     def __init__(self, p, *, rng=None):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
             raise ValueError(f"p: expected a probability in [0, 1), received {p!r}")
         self.p = float(p)
         self.rng = make_rng(rng)
@@ -35,17 +37,18 @@ class Dropout(Module):
         """
         check_float(x)
         if not self.training or self.p == 0.0:
-            self.save_for_backward(None)
+            self.save_for_backward(None, output=x)
             return x
         keep = self.rng.random(x.shape) >= self.p  # NumPy, on the CPU: P(keep) = 1 - p
-        m = to_backend(keep.astype(x.dtype) * (1.0 / (1.0 - self.p)), backend_name(x))
-        self.save_for_backward(m)
-        return x * m
+        m = to_backend(keep.astype(x.dtype) * (1.0 / (1.0 - self.p)), backend_name(x))  # (drop.1)
+        y = x * m  # (drop.2)
+        self.save_for_backward(m, output=y)
+        return y
 
     def backward(self, dy):
         """dx = dy ⊙ m (drop.4); dx = dy when forward was the identity.
 
         dy: the shape of x -> dx: the same shape.
         """
-        (m,) = self.saved()
-        return dy if m is None else dy * m
+        (m,) = self.saved(dy)
+        return dy if m is None else dy * m  # (drop.4)

@@ -43,10 +43,10 @@ class Embedding(Module):
         check_int_ids(ids, 0, self.vocab_size)
         check_ndim(ids, 2, "ids", "(B, T)")
         ids = to_backend(ids, backend_name(self.weight.data))
-        self.save_for_backward(ids)
-        Y = self.weight.data[ids]  # fancy indexing: a gather of rows, i.e. E W of (emb.2)
+        Y = self.weight.data[ids]  # (B, T, D): a gather of rows, i.e. E W of (emb.2)
         if self.scale:
-            Y *= self.factor  # Y is a fresh copy, so scaling in place leaves weight untouched
+            Y *= self.factor  # (emb.1); Y is a fresh copy, so scaling in place leaves weight untouched
+        self.save_for_backward(ids, output=Y)
         return Y
 
     def backward(self, dY):
@@ -55,10 +55,10 @@ class Embedding(Module):
         dY: (B, T, D). A token that occurs several times adds all its gradients (a scatter-add,
         not an assignment). Returns None: integer ids have no gradient.
         """
-        (ids,) = self.saved()
-        dY_rows = dY.reshape(-1, self.d_model)
+        (ids,) = self.saved(dY)
+        dY_rows = dY.reshape(-1, self.d_model)  # (N, D), one row per position
         if self.scale:
-            dY_rows = dY_rows * self.factor
-        scatter_add(self.weight.grad, ids.reshape(-1), dY_rows)
+            dY_rows = dY_rows * self.factor  # s dY of (emb.3)
+        scatter_add(self.weight.grad, ids.reshape(-1), dY_rows)  # (emb.3), (emb.4)
         return None
 

@@ -5,6 +5,7 @@ Derivation: notes/feedforward.md.
 
 from ..init import make_rng
 from ..module import Module
+from ..validate import check_int
 from .activation import GELU, ReLU
 from .dropout import Dropout
 from .linear import Linear
@@ -36,7 +37,8 @@ class PositionwiseFeedForward(Module):
                 f"activation: expected one of {', '.join(map(repr, ACTIVATIONS))}, received {activation!r}"
             )
         rng = make_rng(rng)
-        self.d_model, self.d_ff, self.activation_name = d_model, d_ff, activation
+        self.d_model, self.d_ff = check_int(d_model, "d_model"), check_int(d_ff, "d_ff")
+        self.activation_name = activation
         self.w_1 = Linear(d_model, d_ff, bias, rng=rng, dtype=dtype)
         self.activation = ACTIVATIONS[activation]()
         self.dropout = Dropout(dropout, rng=rng)
@@ -49,11 +51,11 @@ class PositionwiseFeedForward(Module):
         H: (B, T, d_ff). Caches nothing itself: each child caches what its backward needs
         (w_1: x; the activation: its input; dropout: its mask; w_2: A').
         """
-        H = self.w_1.forward(x)  # (ffn.1)
+        H = self.w_1.forward(x)  # (B, T, d_ff)  (ffn.1)
         A = self.activation.forward(H)  # (ffn.2)
         A_drop = self.dropout.forward(A)  # (ffn.3)
-        y = self.w_2.forward(A_drop)  # (ffn.4)
-        self.save_for_backward()  # only so that a backward without a forward names this layer
+        y = self.w_2.forward(A_drop)  # (B, T, D)  (ffn.4)
+        self.save_for_backward(output=y)  # nothing to keep: the children keep what they need
         return y
 
     def backward(self, dy):
@@ -62,7 +64,7 @@ class PositionwiseFeedForward(Module):
 
         dy: (B, T, D) -> dx: (B, T, D).
         """
-        self.saved()
+        self.saved(dy)
         dA_drop = self.w_2.backward(dy)  # (ffn.5), (ffn.6)
         dA = self.dropout.backward(dA_drop)  # (ffn.7)
         dH = self.activation.backward(dA)  # (ffn.8)

@@ -2,7 +2,7 @@
 
 from ..init import make_rng, xavier_uniform, zeros
 from ..module import Module, Parameter
-from ..validate import check_float, check_last_dim, check_same_dtype
+from ..validate import check_float, check_int, check_last_dim, check_same_dtype
 
 
 class Linear(Module):
@@ -12,10 +12,10 @@ class Linear(Module):
     """
 
     def __init__(self, d_in, d_out, bias=True, *, rng=None, dtype=None):
+        self.d_in, self.d_out = check_int(d_in, "d_in"), check_int(d_out, "d_out")
         rng = make_rng(rng)
-        self.d_in, self.d_out = d_in, d_out
-        self.weight = Parameter(xavier_uniform(d_in, d_out, rng, dtype))
-        self.bias = Parameter(zeros(d_out, dtype)) if bias else None
+        self.weight = Parameter(xavier_uniform(self.d_in, self.d_out, rng, dtype))
+        self.bias = Parameter(zeros(self.d_out, dtype)) if bias else None
 
     def forward(self, x):
         """y = x W + b (lin.1).
@@ -26,10 +26,10 @@ class Linear(Module):
         check_float(x)
         check_last_dim(x, self.d_in)
         check_same_dtype(x, self.weight.data)
-        self.save_for_backward(x)
-        y = x @ self.weight.data
+        y = x @ self.weight.data  # (..., D_out)  (lin.1)
         if self.bias is not None:
-            y += self.bias.data
+            y += self.bias.data  # (lin.1)
+        self.save_for_backward(x, output=y)
         return y
 
     def backward(self, dy):
@@ -37,11 +37,11 @@ class Linear(Module):
 
         dy: (..., D_out) -> dx: (..., D_in).
         """
-        (x,) = self.saved()
-        # Every leading position is one row of the matrix product (lin.3): fold them into N.
-        x_rows = x.reshape(-1, self.d_in)
-        dy_rows = dy.reshape(-1, self.d_out)
-        self.weight.grad += x_rows.T @ dy_rows
+        (x,) = self.saved(dy)
+        # Every leading position is one row n of the sums (lin.3), (lin.4): fold them into N rows.
+        x_rows = x.reshape(-1, self.d_in)  # (N, D_in)
+        dy_rows = dy.reshape(-1, self.d_out)  # (N, D_out)
+        self.weight.grad += x_rows.T @ dy_rows  # (lin.3)
         if self.bias is not None:
-            self.bias.grad += dy_rows.sum(axis=0)
-        return dy @ self.weight.data.T
+            self.bias.grad += dy_rows.sum(axis=0)  # (lin.4)
+        return dy @ self.weight.data.T  # (lin.2)

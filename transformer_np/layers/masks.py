@@ -8,6 +8,7 @@ Every mask is broadcastable to the score shape (B, H, Tq, Tk), one axis per ques
     padding_mask_from_lengths(lengths, T)  (B, 1, 1, T)   key j of sequence b is real if j < lengths[b]
     padding_mask_from_ids(ids, pad_id)  (B, 1, 1, T)   key j of sequence b is real if ids[b, j] != pad_id
     combine_masks(m1, m2, ...)          logical AND with broadcasting (None entries ignored)
+    mask_bias(mask, S)                  the mask's shape: 0 where True, -inf where False
 
 A padding mask hides *keys* only: a padded query position still computes an output (it is
 ignored later by the loss), which keeps every query row with at least one visible key.
@@ -79,6 +80,21 @@ def combine_masks(*masks):
                 f"{tuple(combined.shape)} and {tuple(m.shape)}"
             ) from err
     return combined
+
+
+def mask_bias(mask, like):
+    """The additive form of a boolean mask: an array of the mask's shape, in the dtype and on
+    the backend of ``like`` (the scores), 0 where the mask is True and -inf where it is False.
+
+    ``S + mask_bias(mask, S)`` equals ``where(mask, S, -inf)`` exactly (s + 0 = s and
+    s + (-inf) = -inf for every finite s), as (attn.2) asks, but the bias keeps the mask's
+    small broadcast shape, e.g. (1, 1, Tq, Tk), and one in-place addition over the scores is
+    several times cheaper than a select between two arrays of the scores' shape.
+    """
+    xp = get_array_module(like)
+    bias = xp.zeros(mask.shape, dtype=like.dtype)
+    bias[~mask] = -xp.inf
+    return bias
 
 
 def check_mask(mask, B, H, Tq, Tk, name="mask"):

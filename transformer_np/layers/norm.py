@@ -1,9 +1,13 @@
 """LayerNorm: normalise every row over its features, then scale and shift. Derivation: notes/layernorm.md."""
 
+import math
+import numbers
+
 from ..backend import get_array_module
 from ..init import ones, zeros
 from ..module import Module, Parameter
-from ..validate import check_float, check_last_dim, check_same_dtype
+from ..ops import row_mean
+from ..validate import check_float, check_int, check_last_dim, check_same_dtype
 
 
 class LayerNorm(Module):
@@ -15,36 +19,38 @@ class LayerNorm(Module):
     plus eps" variant of some tutorials differs (notes/layernorm.md, last section).
 
     ``weight`` (gamma) starts at ones and ``bias`` (beta) at zeros, both of shape (D,), so a
-    fresh LayerNorm returns xhat itself.
+    fresh LayerNorm returns xhat itself. ``eps`` must be a positive number: with eps = 0 a
+    constant row would give 0 / 0.
     """
 
     def __init__(self, d_model, eps=1e-5, *, dtype=None):
-        self.d_model = d_model
+        self.d_model = check_int(d_model, "d_model")
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps: expected a finite number > 0, received {eps!r}")
         self.eps = float(eps)
-        self.weight = Parameter(ones(d_model, dtype))
-        self.bias = Parameter(zeros(d_model, dtype))
+        self.weight = Parameter(ones(self.d_model, dtype))
+        self.bias = Parameter(zeros(self.d_model, dtype))
 
     def forward(self, x):
-        """y = gamma * xhat + beta with xhat = (x - mean) * rstd, rstd = 1 / sqrt(var + eps) (ln.1)-(ln.4).
+        """y = gamma * xhat + beta with xhat = (x - mu) * rstd, rstd = 1 / sqrt(var + eps) (ln.1)-(ln.4).
 
         x: (..., D) -> y: (..., D), any number of leading axes (B, T, ...).
-        Caches xhat (..., D) and rstd (..., 1), nothing else: x - mean = xhat / rstd, so
+        Caches xhat (..., D) and rstd (..., 1), nothing else: x - mu = xhat / rstd, so
         backward needs neither x nor the mean.
         """
         check_float(x)
         check_last_dim(x, self.d_model)
         check_same_dtype(x, self.weight.data)
         xp = get_array_module(x)
-        mean = x.mean(axis=-1, keepdims=True)  # (ln.1)
-        xhat = x - mean  # x - mean for now; scaled into xhat in place below
-        # Two passes (centre first, then square) keep var accurate when |mean| >> std.
-        y = xp.multiply(xhat, xhat)  # (x - mean)^2 for now; the buffer of y afterwards
-        var = _mean(y)  # (ln.2), biased: divide by D
+        mu = x.mean(axis=-1, keepdims=True)  # (..., 1)  (ln.1)
+        xhat = x - mu  # x - mu, scaled into xhat by (ln.3) below
+        # Two passes (centre first, then square) keep var accurate when |mu| >> std.
+        var = row_mean(xhat * xhat)  # (..., 1)  (ln.2), biased: divide by D
         rstd = 1.0 / xp.sqrt(var + self.eps)  # (ln.3)
         xhat *= rstd  # (ln.3)
-        self.save_for_backward(xhat, rstd)
-        xp.multiply(xhat, self.weight.data, out=y)  # (ln.4)
-        y += self.bias.data
+        y = xhat * self.weight.data  # gamma xhat, + beta on the next line
+        y += self.bias.data  # (ln.4)
+        self.save_for_backward(xhat, rstd, output=y)
         return y
 
     def backward(self, dy):
@@ -53,32 +59,14 @@ class LayerNorm(Module):
 
         dy: (..., D) -> dx: (..., D). Sums for the parameters run over every leading axis.
         """
-        xhat, rstd = self.saved()
+        xhat, rstd = self.saved(dy)
+        D = self.d_model
+        self.bias.grad += dy.reshape(-1, D).sum(axis=0)  # (ln.5)
         gamma = self.weight.data
-        dy_xhat = dy * xhat
-        self.bias.grad += dy.reshape(-1, self.d_model).sum(axis=0)  # (ln.5)
-        self.weight.grad += dy_xhat.reshape(-1, self.d_model).sum(axis=0)  # (ln.6)
+        dy_xhat = dy * xhat  # the summand of (ln.6), used again in (ln.8)
+        self.weight.grad += dy_xhat.reshape(-1, D).sum(axis=0)  # (ln.6)
         dxhat = dy * gamma  # (ln.7)
-        # Remove from dxhat its component along the shift direction (all ones) and along the
-        # scale direction (xhat): the two directions normalisation is blind to (ln.8).
-        # mean(dxhat * xhat) = mean(dy * xhat * gamma) is a matrix-vector product with the
-        # dy * xhat of (ln.6): no third (..., D) product is formed.
-        mean_dxhat_xhat = (dy_xhat @ gamma)[..., None] / self.d_model
-        mean_dxhat = _mean(dxhat)
-        xp = get_array_module(dy)
-        xp.multiply(xhat, mean_dxhat_xhat, out=dy_xhat)  # dy_xhat is reused as scratch
-        dxhat -= mean_dxhat
-        dxhat -= dy_xhat
-        dxhat *= rstd
-        return dxhat
-
-
-def _mean(a):
-    """``a.mean(axis=-1, keepdims=True)``: the row sums as a matrix-vector product with a vector of
-    ones (BLAS runs it several times faster than NumPy's reduction along rows of a few hundred
-    features), divided by D."""
-    xp = get_array_module(a)
-    D = a.shape[-1]
-    total = a @ xp.ones(D, dtype=a.dtype)
-    total /= D
-    return total[..., None]
+        # dx removes from dxhat its components along the shift direction (all ones) and the scale
+        # direction (xhat), the two that normalisation is blind to. mean(dxhat * xhat) is
+        # mean(dy * xhat * gamma): the product of (ln.6) weighted by gamma, a matrix-vector product.
+        return rstd * (dxhat - row_mean(dxhat) - xhat * row_mean(dy_xhat, weights=gamma))  # (ln.8)

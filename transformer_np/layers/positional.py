@@ -8,7 +8,7 @@ layer right after this one, so that each layer does one thing and can be checked
 from ..backend import get_backend, resolve_dtype
 from ..init import make_rng, normal
 from ..module import Module, Parameter
-from ..validate import check_float, check_last_dim, check_ndim, check_same_dtype
+from ..validate import check_float, check_int, check_last_dim, check_ndim, check_same_dtype
 
 
 def sinusoidal_table(max_len, d_model):
@@ -50,10 +50,8 @@ class SinusoidalPositionalEncoding(Module):
     """
 
     def __init__(self, d_model, max_len=5000, *, dtype=None):
-        if max_len < 1:
-            raise ValueError(f"max_len: expected a positive int, received {max_len}")
-        self.d_model, self.max_len = d_model, max_len
-        self.pe = sinusoidal_table(max_len, d_model).astype(resolve_dtype(dtype))
+        self.d_model, self.max_len = check_int(d_model, "d_model"), check_int(max_len, "max_len")
+        self.pe = sinusoidal_table(self.max_len, self.d_model).astype(resolve_dtype(dtype))  # (max_len, D)
 
     def forward(self, x, offset=0):
         """y = x + PE[offset : offset + T], the same rows for every batch element (pos.3).
@@ -67,16 +65,17 @@ class SinusoidalPositionalEncoding(Module):
         check_last_dim(x, self.d_model)
         check_same_dtype(x, self.pe, name_b="pe")
         _check_positions(x, offset, self.max_len)
-        self.save_for_backward()
-        return x + self.pe[offset : offset + x.shape[1]]
+        y = x + self.pe[offset : offset + x.shape[1]]  # (pos.3)
+        self.save_for_backward(output=y)
+        return y
 
     def backward(self, dy):
         """dx = dy (pos.6): adding a constant does not change the gradient.
 
         dy: (B, T, D) -> dx: (B, T, D), the same array.
         """
-        self.saved()
-        return dy
+        self.saved(dy)
+        return dy  # (pos.6)
 
 
 class LearnedPositionalEmbedding(Module):
@@ -88,11 +87,9 @@ class LearnedPositionalEmbedding(Module):
     """
 
     def __init__(self, d_model, max_len, *, rng=None, dtype=None):
+        self.d_model, self.max_len = check_int(d_model, "d_model"), check_int(max_len, "max_len")
         rng = make_rng(rng)
-        if max_len < 1:
-            raise ValueError(f"max_len: expected a positive int, received {max_len}")
-        self.max_len, self.d_model = max_len, d_model
-        self.weight = Parameter(normal((max_len, d_model), 0.02, rng, dtype))
+        self.weight = Parameter(normal((self.max_len, self.d_model), 0.02, rng, dtype))
 
     def forward(self, x, offset=0):
         """y = x + P[offset : offset + T], the same rows for every batch element (pos.4).
@@ -106,14 +103,15 @@ class LearnedPositionalEmbedding(Module):
         check_same_dtype(x, self.weight.data)
         _check_positions(x, offset, self.max_len)
         T = x.shape[1]
-        self.save_for_backward(offset, T)
-        return x + self.weight.data[offset : offset + T]
+        y = x + self.weight.data[offset : offset + T]  # (pos.4)
+        self.save_for_backward(offset, T, output=y)
+        return y
 
     def backward(self, dy):
         """dx = dy (pos.6); dP[offset + t] += sum over the batch of dy[:, t], other rows untouched (pos.7).
 
         dy: (B, T, D) -> dx: (B, T, D), the same array.
         """
-        offset, T = self.saved()
+        offset, T = self.saved(dy)
         self.weight.grad[offset : offset + T] += dy.sum(axis=0)  # (pos.7)
-        return dy
+        return dy  # (pos.6)

@@ -5,6 +5,7 @@ Derivation: notes/residual.md.
 
 from ..init import make_rng
 from ..module import Module
+from ..validate import check_int
 from .dropout import Dropout
 from .norm import LayerNorm
 
@@ -33,7 +34,7 @@ class Residual(Module):
         if not isinstance(sublayer, Module):
             raise TypeError(f"sublayer: expected a Module, received {type(sublayer).__name__}")
         rng = make_rng(rng)
-        self.d_model, self.norm_position = d_model, norm
+        self.d_model, self.norm_position = check_int(d_model, "d_model"), norm
         self.sublayer = sublayer
         self.norm = LayerNorm(d_model, dtype=dtype)
         self.dropout = Dropout(dropout, rng=rng)
@@ -61,7 +62,7 @@ class Residual(Module):
             h = self.norm.forward(x)
             s = self._sublayer_forward(h, x, args, kwargs)
             y = x + self.dropout.forward(s)  # (res.2)
-        self.save_for_backward()  # only so that a backward without a forward names this layer
+        self.save_for_backward(output=y)  # nothing to keep: the children keep what they need
         return y
 
     def backward(self, dy):
@@ -75,7 +76,7 @@ class Residual(Module):
         dy: (B, T, D) -> dx: (B, T, D), or the tuple (dx, dmemory, ...) when F's backward
         returns a tuple.
         """
-        self.saved()
+        self.saved(dy)
         if self.norm_position == "post":
             dz = self.norm.backward(dy)  # (res.3)
             ds = self.dropout.backward(dz)  # (res.4)

@@ -49,10 +49,10 @@ class TiedOutput(Module):
         check_ndim(h, tuple(range(1, 8)), "h", "(B, T, D)")
         check_last_dim(h, self.d_model, "h")
         check_same_dtype(h, self.weight.data, "h", "weight")
-        self.save_for_backward(h)
-        z = h @ self.weight.data.T  # a transposed view: no copy of the (V, D) table
+        z = h @ self.weight.data.T  # (B, T, V), W^T a transposed view: no copy of the table  (tie.1)
         if self.bias is not None:
-            z += self.bias.data
+            z += self.bias.data  # (tie.1)
+        self.save_for_backward(h, output=z)
         return z
 
     def backward(self, dz):
@@ -61,10 +61,10 @@ class TiedOutput(Module):
         dz: (B, T, V) -> dh: (B, T, D). The += into ``weight.grad`` accumulates with the
         embedding's own contribution (tie.5).
         """
-        (h,) = self.saved()
+        (h,) = self.saved(dz)
         # Fold the leading positions into N rows: the sum over n of (tie.3) is one matrix product.
-        dz_rows = dz.reshape(-1, self.vocab_size)
-        h_rows = h.reshape(-1, self.d_model)
+        dz_rows = dz.reshape(-1, self.vocab_size)  # (N, V)
+        h_rows = h.reshape(-1, self.d_model)  # (N, D)
         self.weight.grad += dz_rows.T @ h_rows  # (tie.3)
         if self.bias is not None:
             self.bias.grad += dz_rows.sum(axis=0)  # (tie.4)

@@ -26,6 +26,7 @@ import math
 
 from ..backend import backend_name, get_array_module, to_backend, to_numpy
 from ..module import Parameter
+from ..ops import moving_average
 
 
 def is_vector(name, p):
@@ -138,7 +139,6 @@ class Optimizer:
             for p, group in zip(self.params, self._group_of)
         ]
         self.step_count = 0
-        self._work = None  # scratch space for _update, see _scratch
 
     # -- what subclasses fill in -----------------------------------------------------------------
     def _buffer_names(self, group):
@@ -150,19 +150,6 @@ class Optimizer:
 
     def _update(self, p, group, state):
         raise NotImplementedError
-
-    def _scratch(self, p):
-        """A work array of p's shape, dtype and backend, for the temporaries of one update.
-
-        All parameters share one flat buffer, as large as the largest parameter: updates run one
-        at a time, so a step allocates nothing once the buffer exists (it is rebuilt only when a
-        parameter has another dtype or backend).
-        """
-        work = self._work
-        if work is None or work.dtype != p.dtype or backend_name(work) != backend_name(p.data):
-            size = max(q.data.size for q in self.params)
-            work = self._work = get_array_module(p.data).empty(size, dtype=p.dtype)
-        return work[: p.data.size].reshape(p.shape)
 
     # -- the learning rate -------------------------------------------------------------------------
     @property
@@ -265,8 +252,7 @@ class SGD(Optimizer):
             g = g + group["weight_decay"] * p.data  # (opt.1), a new array: p.grad stays as it was
         if group["momentum"]:
             b = state["momentum"]
-            b *= group["momentum"]
-            b += g  # (opt.2)
+            b[...] = group["momentum"] * b + g  # (opt.2)
             g = b
         p.data -= group["lr"] * g  # (opt.3)
 
@@ -290,10 +276,16 @@ class Adam(Optimizer):
 
     def _check_group(self, g, group):
         super()._check_group(g, group)
-        betas = tuple(group["betas"])
-        if len(betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas):
-            raise ValueError(f"parameter group {g}: betas: expected two numbers in [0, 1), received {betas}")
-        group["betas"] = tuple(float(b) for b in betas)
+        betas = group["betas"]
+        try:
+            betas = tuple(float(b) for b in betas)
+        except (TypeError, ValueError):
+            betas = None
+        if betas is None or len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(
+                f"parameter group {g}: betas: expected two numbers in [0, 1), received {group['betas']!r}"
+            )
+        group["betas"] = betas
         group["eps"] = _check_number(group["eps"], f"parameter group {g}: eps")
         if group["eps"] == 0:  # eps = 0 would give 0/0 for a coordinate whose gradients were all 0
             raise ValueError(f"parameter group {g}: eps: expected a positive number, received 0")
@@ -309,20 +301,12 @@ class Adam(Optimizer):
         elif wd:
             g = g + wd * p.data  # (opt.8), a new array: p.grad stays as it was
         m, v = state["m"], state["v"]
-        tmp = xp.multiply(g, 1.0 - beta1, out=self._scratch(p))  # the one temporary of this update
-        m *= beta1
-        m += tmp  # (opt.4)
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1.0 - beta2
-        v *= beta2
-        v += tmp  # (opt.5)
-        # sqrt(v_hat) + eps with v_hat = v / (1 - beta2^t) (opt.6), then m_hat / that times lr (opt.7).
-        xp.sqrt(v, out=tmp)
-        tmp *= 1.0 / math.sqrt(1.0 - beta2**t)
-        tmp += eps
-        xp.divide(m, tmp, out=tmp)
-        tmp *= lr / (1.0 - beta1**t)  # m_hat = m / (1 - beta1^t) (opt.6)
-        p.data -= tmp  # (opt.7)
+        moving_average(m, g, beta1)  # (opt.4): m = beta1 m + (1 - beta1) g, in place
+        moving_average(v, g * g, beta2)  # (opt.5): v = beta2 v + (1 - beta2) g^2, in place
+        # The bias corrections (opt.6) are scalars: m_hat = m / (1 - beta1^t) and
+        # sqrt(v_hat) = sqrt(v) / sqrt(1 - beta2^t), so neither m_hat nor v_hat is formed.
+        sqrt_v_hat_eps = xp.sqrt(v) * (1.0 / math.sqrt(1.0 - beta2**t)) + eps  # sqrt(v_hat) + eps (opt.6)
+        p.data -= m / sqrt_v_hat_eps * (lr / (1.0 - beta1**t))  # (opt.7): lr m_hat / (sqrt(v_hat) + eps)
 
 
 class AdamW(Adam):

@@ -1,0 +1,74 @@
+"""transformer_np/ops.py: each fast helper equals the plain NumPy expression it stands for."""
+
+import numpy as np
+import pytest
+
+from transformer_np.ops import moving_average, row_mean, row_sum
+
+SHAPES = [(7,), (5, 7), (3, 5, 7), (2, 3, 4, 129), (4, 1), (1, 3, 513)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-5)])
+def test_row_sum_and_row_mean_equal_numpys_sum_and_mean(shape, dtype, rtol):
+    a = (1.0 + np.random.default_rng(0).standard_normal(shape)).astype(dtype)
+    s, m = row_sum(a), row_mean(a)
+    assert s.shape == m.shape == shape[:-1] + (1,)
+    assert s.dtype == m.dtype == dtype
+    # Differences come only from the order of the additions: bounded by the sum of |a|.
+    scale = np.abs(a).sum(axis=-1, keepdims=True)
+    np.testing.assert_array_less(np.abs(s - a.sum(axis=-1, keepdims=True)), rtol * scale + 1e-300)
+    np.testing.assert_array_less(np.abs(m - a.mean(axis=-1, keepdims=True)), rtol * scale / shape[-1] + 1e-300)
+
+
+def test_row_sum_of_small_integers_is_exact():
+    a = np.random.default_rng(1).integers(-50, 50, size=(3, 4, 37)).astype(np.float64)
+    np.testing.assert_array_equal(row_sum(a), a.sum(axis=-1, keepdims=True))
+    np.testing.assert_array_equal(row_mean(a * 37), a.sum(axis=-1, keepdims=True))
+
+
+@pytest.mark.parametrize("axis", [0, 1, -2, 2, -1])
+def test_row_sum_along_any_axis(axis):
+    a = np.random.default_rng(2).standard_normal((3, 5, 7))
+    np.testing.assert_allclose(row_sum(a, axis), a.sum(axis=axis, keepdims=True), rtol=1e-13, atol=1e-14)
+
+
+def test_non_contiguous_input_and_the_input_is_left_alone():
+    a = np.random.default_rng(3).standard_normal((6, 9, 5)).transpose(0, 2, 1)  # a strided view
+    before = a.copy()
+    np.testing.assert_allclose(row_mean(a), a.mean(axis=-1, keepdims=True), rtol=1e-13)
+    np.testing.assert_array_equal(a, before)
+
+
+def test_infinities_and_nan_propagate_as_in_numpy():
+    a = np.array([[1.0, -np.inf, 2.0], [-np.inf, -np.inf, -np.inf], [1.0, np.nan, 0.0]])
+    np.testing.assert_array_equal(row_sum(a), a.sum(axis=-1, keepdims=True))
+    assert np.isnan(row_mean(a)[2, 0])
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-5)])
+def test_weighted_row_mean_equals_the_mean_of_the_product(shape, dtype, rtol):
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal(shape).astype(dtype)
+    w = (1.0 + rng.standard_normal(shape[-1])).astype(dtype)
+    m = row_mean(a, weights=w)
+    assert m.shape == shape[:-1] + (1,) and m.dtype == dtype
+    scale = np.abs(a * w).sum(axis=-1, keepdims=True) / shape[-1]
+    np.testing.assert_array_less(np.abs(m - (a * w).mean(axis=-1, keepdims=True)), rtol * scale + 1e-300)
+
+
+def test_weights_of_ones_give_the_plain_mean_bit_for_bit():
+    a = np.random.default_rng(5).standard_normal((4, 6, 33)).astype(np.float32)
+    np.testing.assert_array_equal(row_mean(a, weights=np.ones(33, dtype=np.float32)), row_mean(a))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.0, 0.9, 0.999])
+def test_moving_average_is_the_plain_expression_bit_for_bit_in_place(dtype, beta):
+    rng = np.random.default_rng(6)
+    avg, x = rng.standard_normal((2, 300, 7)).astype(dtype)
+    expected = beta * avg + (1.0 - beta) * x
+    out = moving_average(avg, x, beta)
+    assert out is avg and avg.dtype == dtype
+    np.testing.assert_array_equal(avg, expected)
