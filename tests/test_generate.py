@@ -180,3 +180,23 @@ def test_generate_keeps_the_rank_of_the_prompt_and_the_mode_of_the_model(gpt):
     assert out.shape == (8,) and out[:3].tolist() == [1, 2, 3] and gpt.training
     assert ((0 <= out) & (out < V)).all()
     assert generate(gpt, np.array([1, 2, 3]), 0).tolist() == [1, 2, 3]
+
+
+def test_logits_nothing_can_be_drawn_from_are_refused():
+    """NaN logits (a model with NaN weights) once gave token 0 every time; a row of -inf only has
+    no token to draw. Both are refused with a message, greedy or sampled."""
+    z = np.array([[0.0, 1.0, 2.0], [0.5, np.nan, 0.0]])
+    for temperature in (0, 1.0):
+        with pytest.raises(ValueError, match=r"logits: expected numbers \(finite or -inf\), received NaN in rows \[1\]"):
+            next_token(z, temperature=temperature)
+    z = np.array([[0.0, -np.inf, 2.0], [-np.inf, -np.inf, -np.inf]])
+    with pytest.raises(ValueError, match=r"expected at least one token .* received rows \[1\] with none"):
+        next_token(z, rng=np.random.default_rng(0))
+    assert next_token(z[:1], temperature=0).tolist() == [2]  # -inf entries are fine where a token remains
+
+
+def test_the_sampler_uses_the_library_softmax():
+    from transformer_np import generate as generate_module
+    from transformer_np.layers.activation import softmax
+
+    assert generate_module.softmax is softmax

@@ -33,6 +33,7 @@ import numbers
 from .backend import get_array_module
 from .data.symbols import PAD
 from .decode import Seq2SeqStepper, eval_mode
+from .layers.activation import log_softmax
 from .layers.masks import causal_mask
 from .validate import check_int, check_ndim
 
@@ -42,11 +43,10 @@ def length_penalty(length, alpha):
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def log_softmax(z):
-    """Row-wise log-probabilities of logits z (..., V) in float64, row maximum subtracted."""
-    xp = get_array_module(z)
-    z = z.astype("float64") - z.max(axis=-1, keepdims=True)
-    return z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))
+def log_probabilities(z):
+    """log p of logits z (..., V) in float64 (scores summed over many steps keep their digits),
+    by the library's one log_softmax (layers/activation.py)."""
+    return log_softmax(z.astype("float64"))
 
 
 def beam_search(model, src, src_mask, beam_size, max_len, bos, eos, alpha=0.6, pad=PAD, use_cache=None):
@@ -73,7 +73,7 @@ def beam_search(model, src, src_mask, beam_size, max_len, bos, eos, alpha=0.6, p
         length = xp.zeros((B, K), dtype="int64")
         finished = xp.zeros((B, K), dtype=bool)
         for t in range(1, max_len + 1):
-            token_logp = log_softmax(step(tokens)).reshape(B, K, -1)  # (B, K, V): log p(y_t | y_<t, X)
+            token_logp = log_probabilities(step(tokens)).reshape(B, K, -1)  # (B, K, V): log p(y_t | y_<t, X)
             V = token_logp.shape[-1]
             only_pad = xp.where(xp.arange(V) == pad, 0.0, -xp.inf)  # a finished beam's one continuation
             token_logp = xp.where(finished[:, :, None], only_pad, token_logp)
@@ -108,7 +108,7 @@ def sequence_scores(model, src, src_mask, ids, bos, eos, alpha=0.6):
     B, L = ids.shape
     tgt_in = xp.concatenate([xp.full((B, 1), bos, dtype=ids.dtype), ids[:, :-1]], axis=1)
     with eval_mode(model):
-        token_logp = log_softmax(model.forward(src, tgt_in, src_mask, causal_mask(L, xp)))  # (B, L, V)
+        token_logp = log_probabilities(model.forward(src, tgt_in, src_mask, causal_mask(L, xp)))  # (B, L, V)
     picked = xp.take_along_axis(token_logp, ids[:, :, None].astype("int64"), axis=-1)[:, :, 0]
     is_eos = ids == eos
     counted = (xp.cumsum(is_eos, axis=1) - is_eos) == 0  # no EOS before this position

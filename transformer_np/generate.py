@@ -12,6 +12,9 @@ the batch (notes/decoding.md, "Sampling"):
                                 whose probability reaches p -> -inf               (dec.12)
     draw(z, rng)                one token per row from softmax(z)                 (dec.13)
 
+(softmax is the library's one, layers/activation.py.) Logits with NaN, or a row of -inf only,
+are refused with a message: no token could be drawn from them honestly.
+
 ``next_token`` chains them in that order: temperature first (it changes the distribution that
 top-p measures), then top-k, then top-p, then the draw. Temperature 0 means greedy: the argmax,
 with no division and no random draw. A token set to -inf has probability exactly 0, so it is
@@ -24,16 +27,25 @@ import numbers
 from .backend import get_array_module
 from .decode import GPTStepper, eval_mode
 from .init import make_rng
+from .layers.activation import softmax
 from .validate import check_int, check_int_ids, check_ndim
 
 # -- the sampling rules -------------------------------------------------------------------------
 
 
-def softmax(z):
-    """Row-wise softmax of (B, V) logits, row maximum subtracted; -inf entries get probability 0."""
+def check_logits(z):
+    """Refuse logits (B, V) that no token can be drawn from: NaN anywhere (a model with NaN weights
+    would otherwise give token 0 every time) or a row with every logit -inf."""
     xp = get_array_module(z)
-    e = xp.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    check_ndim(z, 2, "logits", "(B, V)")
+    nan_rows = xp.isnan(z).any(axis=-1)
+    if bool(nan_rows.any()):
+        raise ValueError(f"logits: expected numbers (finite or -inf), received NaN in rows "
+                         f"{[int(r) for r in xp.nonzero(nan_rows)[0]]} (are the model's weights finite?)")
+    empty_rows = xp.isneginf(z).all(axis=-1)
+    if bool(empty_rows.any()):
+        raise ValueError(f"logits: expected at least one token with a logit above -inf in every row, received "
+                         f"rows {[int(r) for r in xp.nonzero(empty_rows)[0]]} with none (nothing can be drawn)")
 
 
 def scale_temperature(z, temperature):
@@ -101,7 +113,7 @@ def next_token(z, temperature=1.0, top_k=None, top_p=None, rng=None):
     generator along when calling this step after step, as ``generate`` does).
     """
     check_sampling(temperature, top_k, top_p)
-    check_ndim(z, 2, "logits", "(B, V)")
+    check_logits(z)
     if temperature == 0:
         return z.argmax(axis=-1).astype("int64")
     z = scale_temperature(z, temperature)
