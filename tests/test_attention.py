@@ -177,7 +177,7 @@ def test_shape_and_dtype_errors_name_expected_and_received():
         attn.forward(Q[:, 0], K, V)
     with pytest.raises(
         ValueError,
-        match=r"K: expected shape .*B=3, H=2, Dh=5 as in Q, received \(3, 2, 6, 4\)",
+        match=r"K: expected shape .*B=3, Dh=5 as in Q and a number of heads dividing H=2, received \(3, 2, 6, 4\)",
     ):
         attn.forward(Q, K[..., :4], V)
     with pytest.raises(ValueError, match=r"V: expected shape .*Tk=6 as in K, received \(3, 2, 5, 4\)"):

@@ -236,7 +236,7 @@ def test_multihead_appending_one_token_at_a_time_equals_causal_self_attention():
     assert np.abs(cache.k - K).max() < TOL  # (dec.2), (dec.3): head h is the columns h Dh .. (h+1) Dh - 1
     with pytest.raises(ValueError, match="max_len=6"):
         mha.forward(x[:, :1], cache=cache)
-    with pytest.raises(ValueError, match=r"cache: expected one built for this layer and batch, K, V of \(B, H, t, Dh\) = \(1, 3, t, 5\)"):
+    with pytest.raises(ValueError, match=r"cache: expected one built for this layer and batch, K, V of \(B, Hkv, t, Dh\) = \(1, 3, t, 5\)"):
         mha.forward(x[:1, :1], cache=mha.self_cache(2, 6))
     with pytest.raises(TypeError, match="SelfAttentionCache or CrossAttentionCache"):
         mha.forward(x, cache=KVCache([mha.self_cache(2, 6)]))

@@ -1,4 +1,5 @@
-"""Gradient cases for attention (notes/attention.md) and multi-head attention (notes/multihead.md).
+"""Gradient cases for attention (notes/attention.md), multi-head attention (notes/multihead.md) and
+grouped-query attention (notes/gqa.md).
 
 Shapes: batch 3, H = 4 heads of width Dh = 7; multi-head attention on D = 28 features with
 Tq = 5 queries and, in cross-attention, Tk = 6 keys; the bare attention on 6 positions with
@@ -73,6 +74,33 @@ def _mha_cross(rng, dtype):
     return layer, (x, memory), {"mask": padding_mask_from_lengths(MEMORY_LENGTHS, TK)}
 
 
+def _sdpa_grouped(n_kv):
+    """Keys and values with n_kv heads for H = 4 query heads (notes/gqa.md): the grouped products."""
+    def build(rng, dtype):
+        Q = rng.standard_normal((B, H, TQ, DH)).astype(dtype)
+        K = rng.standard_normal((B, n_kv, TK, DH)).astype(dtype)
+        V = rng.standard_normal((B, n_kv, TK, DV)).astype(dtype)
+        mask = combine_masks(padding_mask_from_lengths(MEMORY_LENGTHS, TK), causal_mask(TQ, offset=TK - TQ))
+        return ScaledDotProductAttention(), (Q, K, V), {"mask": mask}
+
+    return build
+
+
+def _mha_grouped(n_kv, cross):
+    def build(rng, dtype):
+        layer = MultiHeadAttention(D_MODEL, H, n_kv, rng=rng, dtype=dtype)
+        x = rng.standard_normal((B, TQ, D_MODEL)).astype(dtype)
+        if not cross:
+            return layer, (x,), {"mask": _self_mask(TQ, SELF_LENGTHS)}
+        memory = rng.standard_normal((B, TK, D_MODEL)).astype(dtype)
+        return layer, (x, memory), {"mask": padding_mask_from_lengths(MEMORY_LENGTHS, TK)}
+
+    return build
+
+
+_GROUPED_PROJECTIONS = {**_PROJECTION_LABELS, "w_k.weight": ("mha.11", "gqa.5"), "w_v.weight": ("mha.11", "gqa.4"),
+                        "w_v.bias": ("mha.11", "gqa.4")}
+
 _SDPA_LABELS = {
     "Q": ("attn.6", "attn.7", "attn.8"),
     "K": ("attn.6", "attn.7", "attn.9"),
@@ -103,6 +131,30 @@ CASES = [
         _mha_self_dropout,
         {"x": ("attn.5", "attn.6", "attn.7", "mha.9"), **_PROJECTION_LABELS},
         names=("x",),
+    ),
+    GradCase(
+        "ScaledDotProductAttention (2 key/value heads for 4, causal + padding)",
+        _sdpa_grouped(2),
+        {"Q": ("attn.7", "gqa.6"), "K": ("attn.7", "gqa.5"), "V": ("gqa.4",)},
+        names=("Q", "K", "V"),
+    ),
+    GradCase(
+        "ScaledDotProductAttention (1 key/value head: multi-query)",
+        _sdpa_grouped(1),
+        {"Q": ("attn.7", "gqa.6"), "K": ("attn.7", "gqa.5"), "V": ("gqa.4",)},
+        names=("Q", "K", "V"),
+    ),
+    GradCase(
+        "MultiHeadAttention (self, 2 key/value heads)",
+        _mha_grouped(2, cross=False),
+        {"x": ("mha.9", "gqa.4", "gqa.5", "gqa.6"), **_GROUPED_PROJECTIONS},
+        names=("x",),
+    ),
+    GradCase(
+        "MultiHeadAttention (cross, 1 key/value head)",
+        _mha_grouped(1, cross=True),
+        {"x": ("mha.10", "gqa.6"), "memory": ("mha.10", "gqa.4", "gqa.5"), **_GROUPED_PROJECTIONS},
+        names=("x", "memory"),
     ),
     GradCase(
         "MultiHeadAttention (cross, padding)",

@@ -1,7 +1,10 @@
 """Scaled dot-product attention, O = softmax(Q K^T / sqrt(Dh)) V. Derivation: notes/attention.md.
 
 Every array carries the batch and head axes in front, (B, H, ...); the products over the last
-two axes are one batched ``matmul`` each, with no loop over batch elements or heads.
+two axes are one batched ``matmul`` each, with no loop over batch elements or heads. Keys and
+values may have fewer heads than the queries (grouped-query and multi-query attention,
+notes/gqa.md): the G = H / Hkv query heads of a group are stacked as rows against their one
+key head, so the keys and values are never copied.
 """
 
 import math
@@ -36,7 +39,9 @@ class ScaledDotProductAttention(Module):
     def forward(self, Q, K, V, mask=None):
         """S = Q K^T / sqrt(Dh) (attn.1), masked (attn.2), P = softmax(S) (attn.3), O = P V (attn.4).
 
-        Q: (B, H, Tq, Dh), K: (B, H, Tk, Dh), V: (B, H, Tk, Dv) -> O: (B, H, Tq, Dv).
+        Q: (B, H, Tq, Dh), K: (B, Hkv, Tk, Dh), V: (B, Hkv, Tk, Dv) -> O: (B, H, Tq, Dv), where
+        Hkv divides H and query head h attends with key/value head h // (H / Hkv) (gqa.2);
+        Hkv = H is ordinary multi-head attention.
         mask: boolean, broadcastable to (B, H, Tq, Tk), True = may attend (see layers/masks.py).
         Masked scores become -inf, so the softmax gives them weight exactly 0; a query row with
         every key masked gets P = 0 (softmax's rule for an all -inf row), hence O = 0
@@ -47,15 +52,18 @@ class ScaledDotProductAttention(Module):
         """
         self._check_inputs(Q, K, V, mask)
         xp = get_array_module(Q)
+        B, H, Tq, _ = Q.shape
+        Hkv, Tk = K.shape[1], K.shape[2]
         Q_scaled = Q * (1.0 / math.sqrt(Q.shape[-1]))  # Q / sqrt(Dh): the scale on Q, not on the larger S
-        S = Q_scaled @ xp.swapaxes(K, -1, -2)  # (B, H, Tq, Tk)  (attn.1)
+        Q_groups = Q_scaled.reshape(B, Hkv, -1, Q.shape[-1])  # (B, Hkv, G Tq, Dh): a group's heads stacked (gqa.3)
+        S = (Q_groups @ xp.swapaxes(K, -1, -2)).reshape(B, H, Tq, Tk)  # (B, H, Tq, Tk)  (attn.1), (gqa.3)
         if mask is not None:
             S += mask_bias(mask, S)  # (attn.2), as an addition: 0 where visible, -inf where hidden
         P = self.softmax.forward(S)  # (attn.3)
         Pd = self.dropout.forward(P)  # P with attention dropout (the same array without it)
-        O = Pd @ V  # (B, H, Tq, Dv)  (attn.4)
+        O = (Pd.reshape(B, Hkv, -1, Tk) @ V).reshape(B, H, Tq, V.shape[-1])  # (B, H, Tq, Dv)  (attn.4)
         self.attn_weights = P
-        self.save_for_backward(Q_scaled, K, V, Pd, output=O)
+        self.save_for_backward(Q_groups, K, V, Pd, output=O)
         return O
 
     def backward(self, dO):
@@ -66,16 +74,23 @@ class ScaledDotProductAttention(Module):
         P in (attn.5) is the dropped-out Pd and dP passes back through the same dropout mask.
         (attn.7) is the softmax's own backward (softmax.4). Masked entries of P are 0, so it
         gives them dS = 0: no gradient reaches a hidden key, and none leaves an all-masked row.
+        With fewer key/value heads, the products run on the stacked groups, so dK and dV are
+        summed over the query heads of their group inside the product (gqa.4), (gqa.5).
         """
-        Q_scaled, K, V, Pd = self.saved(dO)
+        Q_groups, K, V, Pd = self.saved(dO)
         xp = get_array_module(dO)
-        dV = xp.swapaxes(Pd, -1, -2) @ dO  # (attn.5)
-        dPd = dO @ xp.swapaxes(V, -1, -2)  # (attn.6), for the weights after dropout
+        B, H, Tq, Tk = Pd.shape
+        Hkv = K.shape[1]
+        dO_groups = dO.reshape(B, Hkv, -1, dO.shape[-1])  # (B, Hkv, G Tq, Dv)
+        P_groups = Pd.reshape(B, Hkv, -1, Tk)  # (B, Hkv, G Tq, Tk)
+        dV = xp.swapaxes(P_groups, -1, -2) @ dO_groups  # (B, Hkv, Tk, Dv)  (attn.5), (gqa.4)
+        dPd = (dO_groups @ xp.swapaxes(V, -1, -2)).reshape(B, H, Tq, Tk)  # (attn.6), the weights after dropout
         dP = self.dropout.backward(dPd)  # (drop.4)
         dS = self.softmax.backward(dP)  # (attn.7): P * (dP - rowsum(dP * P))
-        dQ = dS @ K  # dS K, divided by sqrt(Dh) on the next line
-        dQ *= 1.0 / math.sqrt(K.shape[-1])  # (attn.8)
-        dK = xp.swapaxes(dS, -1, -2) @ Q_scaled  # (attn.9): dS^T (Q / sqrt(Dh))
+        dS_groups = dS.reshape(B, Hkv, -1, Tk)  # (B, Hkv, G Tq, Tk)
+        dQ = (dS_groups @ K).reshape(B, H, Tq, K.shape[-1])  # dS K, divided by sqrt(Dh) on the next line
+        dQ *= 1.0 / math.sqrt(K.shape[-1])  # (attn.8), (gqa.6)
+        dK = xp.swapaxes(dS_groups, -1, -2) @ Q_groups  # (B, Hkv, Tk, Dh)  (attn.9), (gqa.5): dS^T (Q / sqrt(Dh))
         return dQ, dK, dV
 
     @staticmethod
@@ -86,13 +101,14 @@ class ScaledDotProductAttention(Module):
         check_same_dtype(K, Q, "K", "Q")
         check_same_dtype(V, Q, "V", "Q")
         B, H, Tq, Dh = Q.shape
-        Tk = K.shape[2]
-        if K.shape != (B, H, Tk, Dh):
+        Hkv, Tk = K.shape[1], K.shape[2]
+        if K.shape != (B, Hkv, Tk, Dh) or Hkv == 0 or H % Hkv:
             raise ValueError(
-                f"K: expected shape (B, H, Tk, Dh) with B={B}, H={H}, Dh={Dh} as in Q, received {K.shape}"
+                f"K: expected shape (B, Hkv, Tk, Dh) with B={B}, Dh={Dh} as in Q and a number of heads dividing "
+                f"H={H}, received {K.shape}"
             )
-        if V.shape[:3] != (B, H, Tk):
+        if V.shape[:3] != (B, Hkv, Tk):
             raise ValueError(
-                f"V: expected shape (B, H, Tk, Dv) with B={B}, H={H}, Tk={Tk} as in K, received {V.shape}"
+                f"V: expected shape (B, Hkv, Tk, Dv) with B={B}, Hkv={Hkv}, Tk={Tk} as in K, received {V.shape}"
             )
         check_mask(mask, B, H, Tq, Tk)

@@ -25,8 +25,11 @@ def merge_heads(O):
 class MultiHeadAttention(Module):
     """H heads of scaled dot-product attention on d_model features, Dh = d_model / H each.
 
-    Four Linear projections (d_model -> d_model): ``w_q``, ``w_k``, ``w_v`` make the queries,
-    keys and values, ``w_o`` mixes the merged heads. ``forward(x)`` is self-attention;
+    Four Linear projections: ``w_q`` (d_model -> d_model) makes the queries, ``w_k`` and ``w_v``
+    (d_model -> n_kv_heads Dh) the keys and values, ``w_o`` (d_model -> d_model) mixes the merged
+    heads. ``n_kv_heads`` (default H) key/value heads are shared by groups of H / n_kv_heads
+    query heads: H is multi-head attention, 1 multi-query, a divisor of H grouped-query
+    attention (notes/gqa.md); the KV cache then holds n_kv_heads heads. ``forward(x)`` is self-attention;
     ``forward(x, memory)`` is cross-attention (queries from x, keys and values from memory, as
     in the decoder attending to the encoder output).
 
@@ -41,18 +44,23 @@ class MultiHeadAttention(Module):
     eval mode, and nothing is kept for backward (a backward after it raises).
     """
 
-    def __init__(self, d_model, n_heads, *, dropout=0.0, bias=True, rng=None, dtype=None):
+    def __init__(self, d_model, n_heads, n_kv_heads=None, *, dropout=0.0, bias=True, rng=None, dtype=None):
         d_model, n_heads = check_int(d_model, "d_model"), check_int(n_heads, "n_heads")
+        n_kv_heads = n_heads if n_kv_heads is None else check_int(n_kv_heads, "n_kv_heads")
         if d_model % n_heads != 0:
             raise ValueError(
                 f"d_model must be divisible by n_heads: expected d_model = n_heads * d_head, "
                 f"received d_model={d_model}, n_heads={n_heads}"
             )
+        if n_heads % n_kv_heads:
+            raise ValueError(f"expected n_kv_heads dividing n_heads={n_heads} (1 = multi-query, n_heads = "
+                             f"multi-head), received n_kv_heads={n_kv_heads}")
         rng = make_rng(rng)
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.n_kv_heads = n_kv_heads
         self.w_q = Linear(d_model, d_model, bias, rng=rng, dtype=dtype)
-        self.w_k = Linear(d_model, d_model, bias, rng=rng, dtype=dtype)
-        self.w_v = Linear(d_model, d_model, bias, rng=rng, dtype=dtype)
+        self.w_k = Linear(d_model, n_kv_heads * self.d_head, bias, rng=rng, dtype=dtype)  # (gqa.1)
+        self.w_v = Linear(d_model, n_kv_heads * self.d_head, bias, rng=rng, dtype=dtype)
         self.w_o = Linear(d_model, d_model, bias, rng=rng, dtype=dtype)
         self.attention = ScaledDotProductAttention(dropout, rng=rng)
 
@@ -75,21 +83,21 @@ class MultiHeadAttention(Module):
         self._check_inputs(x, memory, mask, cache)
         with no_backward(self) if cache is not None else nullcontext():
             Q = split_heads(self.w_q.forward(x), self.n_heads)  # (B, H, Tq, Dh)  (mha.1), (mha.2)
-            K, V = self._keys_and_values(x if memory is None else memory, cache)  # (B, H, Tk, Dh)
+            K, V = self._keys_and_values(x if memory is None else memory, cache)  # (B, Hkv, Tk, Dh)
             O = self.attention.forward(Q, K, V, mask=mask)  # (B, H, Tq, Dh)  (mha.3)
             y = self.w_o.forward(merge_heads(O))  # (B, Tq, D)  (mha.4), (mha.5)
             self.save_for_backward(memory is not None, output=y)
         return y
 
     def _keys_and_values(self, source, cache):
-        """K, V (B, H, Tk, Dh) of ``source`` (mha.1), (mha.2): computed, or read from / appended to the cache."""
+        """K, V (B, Hkv, Tk, Dh) of ``source`` (mha.1), (gqa.1): computed, or read from / appended to the cache."""
         if isinstance(cache, CrossAttentionCache):
             return cache.k, cache.v  # (dec.4): the memory's K, V, computed once
-        K = split_heads(self.w_k.forward(source), self.n_heads)  # (B, H, T, Dh)
-        V = split_heads(self.w_v.forward(source), self.n_heads)  # (B, H, T, Dh)
+        K = split_heads(self.w_k.forward(source), self.n_kv_heads)  # (B, Hkv, T, Dh)
+        V = split_heads(self.w_v.forward(source), self.n_kv_heads)  # (B, Hkv, T, Dh)
         if cache is None:
             return K, V
-        return cache.append(K, V)  # (B, H, length + T, Dh)  (dec.3): every position so far
+        return cache.append(K, V)  # (B, Hkv, length + T, Dh)  (dec.3): every position so far
 
     def backward(self, dout):
         """Back through w_o (mha.6), merge (mha.7), attention, split (mha.8), the three projections.
@@ -113,15 +121,15 @@ class MultiHeadAttention(Module):
 
     # -- the caches of incremental decoding (notes/decoding.md) ----------------------------------
     def self_cache(self, batch_size, max_len, capacity=None):
-        """An empty SelfAttentionCache for this layer: K, V buffers (B, H, capacity, Dh) in the
-        parameters' dtype and backend, at most ``max_len`` positions."""
+        """An empty SelfAttentionCache for this layer: K, V buffers (B, Hkv, capacity, Dh) in the
+        parameters' dtype and backend, at most ``max_len`` positions (gqa.8)."""
         like = self.w_k.weight.data
-        return SelfAttentionCache(batch_size, self.n_heads, self.d_head, max_len, like=like, capacity=capacity)
+        return SelfAttentionCache(batch_size, self.n_kv_heads, self.d_head, max_len, like=like, capacity=capacity)
 
     def cross_cache(self, memory):
         """K = M W_k + b_k, V = M W_v + b_v split into heads (dec.4), computed once per source.
 
-        memory: (B, S, D) -> CrossAttentionCache with K, V of shape (B, H, S, Dh).
+        memory: (B, S, D) -> CrossAttentionCache with K, V of shape (B, Hkv, S, Dh).
         """
         self._check_inputs(memory, None, None, None, "memory")
         with no_backward(self):
@@ -163,12 +171,12 @@ class MultiHeadAttention(Module):
             raise TypeError(
                 f"cache: expected a SelfAttentionCache or CrossAttentionCache, received {type(cache).__name__}"
             )
-        expected = (B, self.n_heads, self.d_head, self.w_k.weight.data.dtype)
+        expected = (B, self.n_kv_heads, self.d_head, self.w_k.weight.data.dtype)
         received = (cache.k.shape[0], cache.k.shape[1], cache.k.shape[3], cache.k.dtype)
         if received != expected:
             raise ValueError(
-                "cache: expected one built for this layer and batch, K, V of (B, H, t, Dh) = "
-                f"({B}, {self.n_heads}, t, {self.d_head}) in {expected[3]}, received "
+                "cache: expected one built for this layer and batch, K, V of (B, Hkv, t, Dh) = "
+                f"({B}, {self.n_kv_heads}, t, {self.d_head}) in {expected[3]}, received "
                 f"{tuple(cache.k.shape)} in {cache.k.dtype}"
             )
         if isinstance(cache, CrossAttentionCache):

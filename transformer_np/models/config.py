@@ -77,6 +77,8 @@ class BlockConfig(ModelConfig):
 
     d_model      width of the block's input and output (the residual stream)
     n_heads      attention heads, d_model / n_heads features each
+    n_kv_heads   key/value heads, shared by groups of query heads (None: n_heads; 1: multi-query;
+                 a divisor of n_heads: grouped-query attention, notes/gqa.md)
     d_ff         the feed-forward width (None: 4 d_model)
     dropout      on the attention weights, the FFN's hidden units and each sub-layer's output
     activation   "relu" (the paper), "gelu" (exact) or "gelu_tanh" (GPT-2's approximation)
@@ -90,6 +92,7 @@ class BlockConfig(ModelConfig):
 
     d_model: int
     n_heads: int
+    n_kv_heads: int = None
     d_ff: int = None
     dropout: float = 0.0
     activation: str = "relu"
@@ -105,8 +108,13 @@ class BlockConfig(ModelConfig):
         super().validate()
         if self.d_ff is None:
             object.__setattr__(self, "d_ff", 4 * self.d_model)
-        for name in ("d_model", "n_heads", "d_ff"):
+        if self.n_kv_heads is None:
+            object.__setattr__(self, "n_kv_heads", self.n_heads)
+        for name in ("d_model", "n_heads", "n_kv_heads", "d_ff"):
             positive_int(self, name)
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"{type(self).__name__}: expected n_kv_heads dividing n_heads={self.n_heads} "
+                             f"(1 = multi-query, n_heads = multi-head), received n_kv_heads={self.n_kv_heads}")
         if self.d_model % self.n_heads:
             raise ValueError(f"{type(self).__name__}: expected d_model divisible by n_heads, received "
                              f"d_model={self.d_model}, n_heads={self.n_heads}")
@@ -158,8 +166,8 @@ def config_from(cls, config, fields):
 
 def attention_layer(config, *, rng, dtype):
     """The MultiHeadAttention of one block, as ``config`` describes it."""
-    return MultiHeadAttention(config.d_model, config.n_heads, dropout=config.dropout, bias=config.bias,
-                              rng=rng, dtype=dtype)
+    return MultiHeadAttention(config.d_model, config.n_heads, config.n_kv_heads, dropout=config.dropout,
+                              bias=config.bias, rng=rng, dtype=dtype)
 
 
 def feedforward_layer(config, *, rng, dtype, dropout=None):

@@ -40,8 +40,8 @@ def count_parameters(model, non_embedding=False):
 
 
 def key_value_width(config):
-    """Columns of W_k and of W_v: the heads that keys and values have, times Dh."""
-    return config.d_model
+    """Columns of W_k and of W_v: the heads that keys and values have, times Dh (gqa.1)."""
+    return config.n_kv_heads * config.d_head
 
 
 def key_value_parameters(config):
@@ -51,7 +51,8 @@ def key_value_parameters(config):
 
 
 def attention_parameters(config):
-    """W_q and W_o (d x d), W_k and W_v, and with biases their bias vectors: 4 d^2 + 4 d (count.1)."""
+    """W_q and W_o (d x d), W_k and W_v, and with biases their bias vectors: 4 d^2 + 4 d (count.1),
+    or 2 d^2 + 2 d Hkv Dh + 2 d + 2 Hkv Dh with fewer key/value heads (gqa.7)."""
     d = config.d_model
     return 2 * d * d + (2 * d if config.bias else 0) + key_value_parameters(config)
 
@@ -131,7 +132,7 @@ def flops_per_token(config, T, source_length=None, include_logits=False):
 
 def kv_cache_bytes(config, batch_size, length, itemsize, source_length=None):
     """Bytes of the KV cache after ``length`` positions: K and V, (B, heads, length, Dh) each,
-    in every layer (dec.7); an encoder-decoder adds the cross-attention K and V of its
+    in every layer (dec.7), (gqa.8); an encoder-decoder adds the cross-attention K and V of its
     ``source_length`` memory positions (dec.8). ``itemsize``: bytes per number (4 in float32)."""
     per_position = 2 * config.n_layers * batch_size * key_value_width(config) * itemsize  # (dec.7)
     if isinstance(config, TransformerConfig) != (source_length is not None):
