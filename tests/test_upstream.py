@@ -1,7 +1,7 @@
 """Every backward checks its upstream gradient against its forward's output (issue 10).
 
-For every gradient case of the leaf layers and the loss (checks/core.py, basic.py, blocks.py,
-the scaled dot-product attention of attention.py, loss.py): after a forward, a gradient of
+For every gradient case of the catalogue (layers, attention, the stacks and whole models of
+every family, and the loss): after a forward, a gradient of
 the wrong shape (axes swapped, a batch of 1 for a larger batch) or of the wrong dtype
 (float32 for a float64 output) is refused with an error naming the layer, what was expected
 and what was received; the refused call leaves the forward's cache, so the right gradient is
@@ -13,11 +13,10 @@ import re
 import numpy as np
 import pytest
 
-from transformer_np.checks import attention, basic, blocks, core, loss
+from transformer_np.checks import all_cases, blocks, loss
 
-SDPA = [c for c in attention.CASES if c.layer.startswith("ScaledDotProductAttention")]
-CASES = [*core.CASES, *basic.CASES, *SDPA, *blocks.CASES]
 LOSS_CASES = loss.CASES
+CASES = [c for c in all_cases() if c not in LOSS_CASES]
 
 
 def _forward(case):

@@ -29,11 +29,12 @@ class _EmbeddingAndTiedOutput(Module):
         self.output = TiedOutput(self.embedding.weight)
 
     def forward(self, x, ids):
-        self.save_for_backward()
-        return self.output.forward(x + self.embedding.forward(ids))
+        z = self.output.forward(x + self.embedding.forward(ids))  # (B, T, V)
+        self.save_for_backward(output=z)
+        return z
 
     def backward(self, dz):
-        self.saved()
+        self.saved(dz)
         dh = self.output.backward(dz)  # adds dZ^T H into the shared weight.grad (tie.3) ...
         self.embedding.backward(dh)  # ... and the embedding adds E^T dX on top (emb.3): (tie.5)
         return dh
@@ -84,24 +85,9 @@ GPT_B, GPT_T = 2, 6  # T < block_size: the last position row is never used (its 
 GPT_LENGTHS = np.array([GPT_T, 4])  # the padded variant: sequence 1 has 2 padding keys
 
 
-def _without_key_biases(model):
-    """Remove every attention's key bias (zero at initialisation, so the function is unchanged).
-
-    Its gradient is exactly zero (notes/multihead.md, "The key bias gets no gradient"): adding q . b_k to every
-    score of a query row shifts the row, and softmax ignores shifts. Finite differences of a
-    zero gradient are pure rounding noise, so the relative error would be about 1 and mean
-    nothing, as in the MultiHeadAttention cases (checks/attention.py).
-    """
-    for block in model.blocks:
-        block.attn.sublayer.w_k.bias = None
-    return model
-
-
 def _gpt(dropout=0.0, padding=False, activation="gelu"):
     def build(rng, dtype):
-        model = _without_key_biases(
-            GPT(**GPT_CONFIG, dropout=dropout, activation=activation, rng=rng, dtype=dtype).train()
-        )
+        model = GPT(**GPT_CONFIG, dropout=dropout, activation=activation, rng=rng, dtype=dtype).train()
         # The GPT-2 init (std 0.02) makes attention nearly uniform and the query/key gradients
         # tiny next to the finite-difference noise. Redraw at unit scale: tables ~ N(0, 1),
         # matrices ~ N(0, 1/fan_in); gains 1 + noise, shifts and biases noise, so every term shows.
@@ -130,7 +116,7 @@ def _gpt_labels():
     (gpt.7, gpt.8), the blocks above and including its own (gpt.9, gpt.10), and for the
     embeddings the dropout (gpt.11), the positions (gpt.12) and the tied sum (gpt.13).
     """
-    model = _without_key_biases(GPT(**GPT_CONFIG))
+    model = GPT(**GPT_CONFIG)
     top = GPT_CONFIG["n_layers"] - 1
     labels = {}
     for name, _ in model.named_parameters():
