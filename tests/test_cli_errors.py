@@ -149,6 +149,8 @@ CASES = [
     ("sample prompt longer than the model", ["sample", "--checkpoint", "{gpt}", "--prompt", "1 " * 12],
      ["block_size=11", "12"]),
     ("gradcheck unknown topic", ["gradcheck", "--only", "juggling"], ["--only", "'juggling'"]),
+    # -- a checkpoint whose weights are NaN: sampling once printed zeros and exited 0 -------------
+    ("sample NaN weights", ["sample", "--checkpoint", "{nangpt}", "--prompt", "1"], ["logits", "NaN"]),
 ]
 SUBPROCESS = {"train steps -5", "resume pickle", "resume truncated", "checkpoint unknown field", "translate a GPT",
               "sample prompt longer than the model", "resume a finished run"}
@@ -181,7 +183,11 @@ def places(tmp_path_factory):
     np.savez(bad / "badconfig.npz", config=np.asarray("[1, 2"), step=np.asarray(0))
     config = json.loads(str(np.load(rev)["config"]))
     save_checkpoint(bad / "wrongweights.npz", Linear(2, 2), config=config, step=2)
-    return {"rev": str(rev), "gpt": str(gpt), "bad": str(bad), "tmp": str(tmp)}
+    with np.load(gpt) as archive:  # the trained GPT with every weight NaN
+        entries = {k: archive[k] for k in archive.files}
+    np.savez(bad / "nangpt.npz", **{k: np.full_like(v, np.nan) if k.startswith("model/") else v
+                                    for k, v in entries.items()})
+    return {"rev": str(rev), "gpt": str(gpt), "bad": str(bad), "tmp": str(tmp), "nangpt": str(bad / "nangpt.npz")}
 
 
 def expand(argv, places):

@@ -256,3 +256,12 @@ def test_backward_needs_a_whole_forward():
     model.decode(tgt, model.encode(src, src_mask), src_mask, tgt_mask)  # the halves alone are not a forward
     with pytest.raises(RuntimeError, match="Transformer.backward\\(\\) called before forward"):
         model.backward(np.ones((B, T, V_TGT)))
+
+
+def test_an_empty_source_or_target_is_refused_at_the_entry():
+    model = _model()
+    src, tgt, src_mask, tgt_mask = _batch()
+    with pytest.raises(ValueError, match=r"src: expected at least one sequence of at least one token, received shape \(3, 0\)"):
+        model.forward(src[:, :0], tgt)
+    with pytest.raises(ValueError, match=r"tgt_in: expected at least one sequence of at least one token, received shape \(3, 0\)"):
+        model.forward(src, tgt[:, :0])

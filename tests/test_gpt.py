@@ -188,3 +188,13 @@ def test_a_configuration_with_an_unknown_field_is_refused_naming_the_expected_on
         GPT(GPTConfig(**CONFIG), n_layers=3)
     with pytest.raises(TypeError, match=r"config: expected a GPTConfig \(or a dict of its fields\), received TransformerConfig"):
         GPT(TransformerConfig(src_vocab=5, tgt_vocab=5))
+
+
+def test_an_empty_sequence_is_refused_at_the_entry():
+    """T = 0 (or no sequence at all) once reached NumPy's 'zero-size array to reduction' inside
+    the softmax; the model refuses it with its own message."""
+    model = _model()
+    for shape in ((B, 0), (0, T)):
+        with pytest.raises(ValueError, match=rf"idx: expected at least one sequence of at least one token, "
+                                             rf"received shape \({shape[0]}, {shape[1]}\)"):
+            model.forward(np.zeros(shape, dtype=np.int64))
