@@ -1,6 +1,7 @@
 """The building blocks of the Transformer, one concept per file, each with forward and backward."""
 
 from .activation import GELU, ReLU, Softmax, log_softmax, softmax
+from .alibi import ALiBi, alibi_slopes
 from .attention import ScaledDotProductAttention
 from .dropout import Dropout
 from .embedding import Embedding
@@ -20,6 +21,8 @@ from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .norm import LayerNorm
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from .residual import Residual
+from .rotary import RotaryEmbedding
+from .t5_bias import T5RelativeBias
 from .tied import TiedOutput
 
 __all__ = [
@@ -51,4 +54,8 @@ __all__ = [
     "KVCache",
     "SelfAttentionCache",
     "CrossAttentionCache",
+    "RotaryEmbedding",
+    "ALiBi",
+    "alibi_slopes",
+    "T5RelativeBias",
 ]

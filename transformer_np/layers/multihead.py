@@ -9,6 +9,7 @@ from .attention import ScaledDotProductAttention
 from .kv_cache import CrossAttentionCache, SelfAttentionCache
 from .linear import Linear
 from .masks import check_mask
+from .rotary import RotaryEmbedding
 
 def split_heads(X, n_heads):
     """(B, T, H * Dh) -> (B, H, T, Dh): column block h of X becomes head h (mha.2). A view when X is contiguous."""
@@ -20,6 +21,11 @@ def merge_heads(O):
     """(B, H, T, Dh) -> (B, T, H * Dh): the heads side by side again, the inverse of split_heads (mha.4)."""
     B, H, T, Dh = O.shape
     return O.transpose(0, 2, 1, 3).reshape(B, T, H * Dh)
+
+
+def _start(cache):
+    """The position of the first new token: a self-attention cache's length, else 0."""
+    return cache.length if isinstance(cache, SelfAttentionCache) else 0
 
 
 class MultiHeadAttention(Module):
@@ -42,9 +48,16 @@ class MultiHeadAttention(Module):
     queries attend to every cached position; a CrossAttentionCache (``cross_cache(memory)``,
     made once per source) holds the memory's K, V. A forward with a cache is inference only:
     eval mode, and nothing is kept for backward (a backward after it raises).
+
+    Positions inside the attention (notes/rope.md, notes/score_bias.md): ``rope`` = "halves" or
+    "pairs" rotates the queries and keys after the head split (``rope_q``, ``rope_k``, two
+    RotaryEmbedding layers), the position of the first token being the cache's length;
+    ``score_bias`` = a layer with ``forward(Tq, Tk, like=Q)`` -> (1, H, Tq, Tk) and a backward
+    (ALiBi, T5RelativeBias) whose output is added to the scores (bias.1).
     """
 
-    def __init__(self, d_model, n_heads, n_kv_heads=None, *, dropout=0.0, bias=True, rng=None, dtype=None):
+    def __init__(self, d_model, n_heads, n_kv_heads=None, *, dropout=0.0, bias=True, rope=None, score_bias=None,
+                 rng=None, dtype=None):
         d_model, n_heads = check_int(d_model, "d_model"), check_int(n_heads, "n_heads")
         n_kv_heads = n_heads if n_kv_heads is None else check_int(n_kv_heads, "n_kv_heads")
         if d_model % n_heads != 0:
@@ -63,6 +76,12 @@ class MultiHeadAttention(Module):
         self.w_v = Linear(d_model, n_kv_heads * self.d_head, bias, rng=rng, dtype=dtype)
         self.w_o = Linear(d_model, d_model, bias, rng=rng, dtype=dtype)
         self.attention = ScaledDotProductAttention(dropout, rng=rng)
+        self.rope_q = None if rope is None else RotaryEmbedding(self.d_head, rope)  # (rope.2) on the queries
+        self.rope_k = None if rope is None else RotaryEmbedding(self.d_head, rope)  # (rope.2) on the keys
+        if score_bias is not None and getattr(score_bias, "n_heads", n_heads) != n_heads:
+            raise ValueError(f"score_bias: expected one built for n_heads={n_heads}, received one for "
+                             f"{score_bias.n_heads} heads")
+        self.score_bias = score_bias
 
     @property
     def attn_weights(self):
@@ -83,8 +102,11 @@ class MultiHeadAttention(Module):
         self._check_inputs(x, memory, mask, cache)
         with no_backward(self) if cache is not None else nullcontext():
             Q = split_heads(self.w_q.forward(x), self.n_heads)  # (B, H, Tq, Dh)  (mha.1), (mha.2)
+            if self.rope_q is not None:
+                Q = self.rope_q.forward(Q, offset=_start(cache))  # (B, H, Tq, Dh)  (rope.2)
             K, V = self._keys_and_values(x if memory is None else memory, cache)  # (B, Hkv, Tk, Dh)
-            O = self.attention.forward(Q, K, V, mask=mask)  # (B, H, Tq, Dh)  (mha.3)
+            bias = None if self.score_bias is None else self.score_bias.forward(Q.shape[2], K.shape[2], like=Q)
+            O = self.attention.forward(Q, K, V, mask=mask, bias=bias)  # (B, H, Tq, Dh)  (mha.3), (bias.1)
             y = self.w_o.forward(merge_heads(O))  # (B, Tq, D)  (mha.4), (mha.5)
             self.save_for_backward(memory is not None, output=y)
         return y
@@ -94,6 +116,8 @@ class MultiHeadAttention(Module):
         if isinstance(cache, CrossAttentionCache):
             return cache.k, cache.v  # (dec.4): the memory's K, V, computed once
         K = split_heads(self.w_k.forward(source), self.n_kv_heads)  # (B, Hkv, T, Dh)
+        if self.rope_k is not None:
+            K = self.rope_k.forward(K, offset=_start(cache))  # (B, Hkv, T, Dh)  (rope.2): cached rotated
         V = split_heads(self.w_v.forward(source), self.n_kv_heads)  # (B, Hkv, T, Dh)
         if cache is None:
             return K, V
@@ -109,10 +133,16 @@ class MultiHeadAttention(Module):
         """
         (is_cross,) = self.saved(dout)
         dO = split_heads(self.w_o.backward(dout), self.n_heads)  # (mha.6), (mha.7)
-        dQ, dK, dV = self.attention.backward(dO)  # (attn.5)-(attn.9)
+        dQ, dK, dV, *dbias = self.attention.backward(dO)  # (attn.5)-(attn.9), and (bias.2) with a bias
+        if self.score_bias is not None:
+            self.score_bias.backward(dbias[0])  # a learned bias adds into its table (rel.3)
         # merge (mha.8), then each projection's backward: one term of (mha.9)/(mha.10) and (mha.11)
         dsource_v = self.w_v.backward(merge_heads(dV))
+        if self.rope_k is not None:
+            dK = self.rope_k.backward(dK)  # (rope.6): the inverse rotation
         dsource_k = self.w_k.backward(merge_heads(dK))
+        if self.rope_q is not None:
+            dQ = self.rope_q.backward(dQ)  # (rope.6)
         dx = self.w_q.backward(merge_heads(dQ))
         dsource = dsource_k + dsource_v
         if is_cross:
