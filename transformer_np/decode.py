@@ -86,29 +86,46 @@ class Seq2SeqStepper:
 class GPTStepper:
     """Next-token logits of a decoder-only model for a batch of growing sequences.
 
-    A GPT sees at most ``block_size`` tokens. While the sequence fits, the cache grows by the
-    new tokens at each call. When it is full and a token must be added, the context is cropped
-    to the last ``block_size`` tokens and the cache restarts from that window: the window is
-    recomputed, because with learned absolute positions every token's position in the window
-    changes when it slides, and with it every cached key and value. So from then on each new
-    token costs one forward pass over ``block_size`` tokens, exactly what ``model.forward`` on
-    the cropped context costs and gives (which is the uncached path).
+    ``context``: the most tokens the model sees, None for the positions' own limit,
+    ``model.max_positions``: ``block_size`` for learned positions, the table's rows for
+    sinusoids, and no limit at all for rope, alibi, t5 and none (a model with one of those sees
+    the whole sequence, however long, unless a ``context`` is asked for).
+
+    With a limit: while the sequence fits, the cache grows by the new tokens at each call. When
+    it is full and a token must be added, the context is cropped to the last ``context`` tokens
+    and the cache restarts from that window: the window is recomputed, because with absolute
+    positions every token's position in the window changes when it slides, and with it every
+    cached key and value. So from then on each new token costs one forward pass over the window,
+    exactly what ``model.forward`` on the cropped context costs and gives (which is the uncached
+    path). Without a limit nothing is cropped: a full cache is replaced by one twice as long,
+    refilled from the start (amortised O(1) recomputation per token).
     """
 
-    def __init__(self, model, batch_size, use_cache=None):
+    def __init__(self, model, batch_size, use_cache=None, context=None):
         self.model, self.batch_size = model, batch_size
         self.use_cache = _wants_cache(model, use_cache)
+        limit = getattr(model, "max_positions", model.block_size)
+        if context is not None:
+            context = check_int(context, "context")
+            if limit is not None and context > limit:
+                raise ValueError(f"context: expected at most {limit} tokens (the model's position limit), "
+                                 f"received {context}")
+        self.context = limit if context is None else context  # None: the whole sequence
         self.cache, self.start = None, 0  # the cache holds tokens[:, start : start + cache.length]
-        self.restarts = 0  # how many times the window was cropped and recomputed
+        self.restarts = 0  # how many times the cache was restarted (a cropped or a longer window)
 
     def __call__(self, tokens):
         """tokens (B, T): every row's sequence so far -> logits (B, V) of the token after it."""
-        block, T = self.model.block_size, tokens.shape[1]
+        window, T = self.context, tokens.shape[1]
         if not self.use_cache:
-            return self.model.forward(tokens[:, -block:])[:, -1]
+            return self.model.forward(tokens if window is None else tokens[:, -window:])[:, -1]
         if self.cache is None or T - self.start > self.cache.max_len:  # first call, or no room left
             self.restarts += self.cache is not None
-            self.cache, self.start = self.model.new_cache(self.batch_size), max(0, T - block)
+            if window is None:  # no limit: a longer cache from the start, nothing cropped
+                size = max(T, self.model.block_size, 2 * self.cache.max_len if self.cache is not None else 0)
+                self.cache, self.start = self.model.new_cache(self.batch_size, max_len=size), 0
+            else:
+                self.cache, self.start = self.model.new_cache(self.batch_size, max_len=window), max(0, T - window)
         new = tokens[:, self.start + self.cache.length:]
         return self.model.forward(new, cache=self.cache)[:, -1]
 

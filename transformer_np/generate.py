@@ -144,20 +144,24 @@ def check_sampling(temperature, top_k=None, top_p=None):
 
 
 def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None,
-             use_cache=None):
+             use_cache=None, context=None):
     """The prompt followed by ``max_new_tokens`` tokens sampled from a decoder-only model.
 
-    prompt_ids: integer (B, T0) or (T0,) ids, 1 <= T0 <= model.block_size -> the same rank,
+    prompt_ids: integer (B, T0) or (T0,) ids, 1 <= T0 <= the model's position limit (block_size
+    for learned positions, none for rope, alibi, t5, none) -> the same rank,
     (B, T0 + max_new_tokens) or (T0 + max_new_tokens,). Sampling settings as in
     ``next_token``; ``rng`` a numpy Generator (None: seeded with 0), so the same generator
     state gives the same tokens. The model runs in eval mode (no dropout) and goes back to
     its mode afterwards.
 
     With the KV cache (``use_cache``, the default when the model has one) each step feeds
-    only the newest token. When the sequence outgrows ``block_size``, the context is cropped
-    to its last ``block_size`` tokens and the cache restarts from them, i.e. that window is
-    recomputed (``GPTStepper``): the tokens are those of ``use_cache=False``, which runs the
-    whole cropped context through ``model.forward`` at every step.
+    only the newest token. ``context``: the most recent tokens the model sees, None for the
+    positions' limit (``model.max_positions``: block_size for learned positions; a model with
+    rope, alibi, t5 or no positions sees the whole sequence, past its training length, and
+    nothing is cropped). When the sequence outgrows the context, it is cropped to its last
+    ``context`` tokens and the cache restarts from them, i.e. that window is recomputed
+    (``GPTStepper``): the tokens are those of ``use_cache=False``, which runs the whole cropped
+    context through ``model.forward`` at every step.
     """
     check_sampling(temperature, top_k, top_p)
     max_new_tokens = check_int(max_new_tokens, "max_new_tokens", low=0)
@@ -165,7 +169,7 @@ def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top
     rng = make_rng(rng)
     xp = get_array_module(idx)
     with eval_mode(model):
-        step = GPTStepper(model, idx.shape[0], use_cache)
+        step = GPTStepper(model, idx.shape[0], use_cache, context)
         for _ in range(max_new_tokens):
             new = next_token(step(idx), temperature, top_k, top_p, rng)
             idx = xp.concatenate([idx, xp.asarray(new, dtype=idx.dtype)[:, None]], axis=1)
@@ -173,14 +177,16 @@ def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top
 
 
 def _check_prompt(model, prompt_ids):
-    """prompt_ids as (B, T0) with 1 <= T0 <= block_size and ids in [0, vocab_size)."""
+    """prompt_ids as (B, T0) with 1 <= T0 <= the model's position limit and ids in [0, vocab_size)."""
     check_ndim(prompt_ids, (1, 2), "prompt_ids", "(T0,) or (B, T0)")
     idx = prompt_ids[None] if prompt_ids.ndim == 1 else prompt_ids
     if idx.shape[1] == 0 or idx.shape[0] == 0:
         raise ValueError(f"prompt_ids: expected a non-empty prompt (at least one token), received shape "
                          f"{prompt_ids.shape}")
-    if idx.shape[1] > model.block_size:
-        raise ValueError(f"prompt_ids: expected at most block_size={model.block_size} tokens (the model's context), "
+    limit = getattr(model, "max_positions", model.block_size)
+    if limit is not None and idx.shape[1] > limit:
+        what = f"block_size={limit}" if limit == model.block_size else f"{limit}"
+        raise ValueError(f"prompt_ids: expected at most {what} tokens (the model's context), "
                          f"received {idx.shape[1]}")
     check_int_ids(idx, 0, model.vocab_size, "prompt_ids")
     return idx

@@ -85,9 +85,10 @@ GPT_B, GPT_T = 2, 6  # T < block_size: the last position row is never used (its 
 GPT_LENGTHS = np.array([GPT_T, 4])  # the padded variant: sequence 1 has 2 padding keys
 
 
-def _gpt(dropout=0.0, padding=False, activation="gelu"):
+def _gpt(dropout=0.0, padding=False, activation="gelu", positions="learned", n_heads=2):
     def build(rng, dtype):
-        model = GPT(**GPT_CONFIG, dropout=dropout, activation=activation, rng=rng, dtype=dtype).train()
+        model = GPT(**{**GPT_CONFIG, "n_heads": n_heads}, dropout=dropout, activation=activation, positions=positions,
+                    rng=rng, dtype=dtype).train()
         # The GPT-2 init (std 0.02) makes attention nearly uniform and the query/key gradients
         # tiny next to the finite-difference noise. Redraw at unit scale: tables ~ N(0, 1),
         # matrices ~ N(0, 1/fan_in); gains 1 + noise, shifts and biases noise, so every term shows.
@@ -108,7 +109,7 @@ def _gpt(dropout=0.0, padding=False, activation="gelu"):
     return build
 
 
-def _gpt_labels():
+def _gpt_labels(positions="learned", n_heads=2):
     """{parameter name: labels} built from named_parameters, so every parameter is listed.
 
     A parameter's gradient is correct only if every backward step between the logits and that
@@ -116,7 +117,7 @@ def _gpt_labels():
     (gpt.7, gpt.8), the blocks above and including its own (gpt.9, gpt.10), and for the
     embeddings the dropout (gpt.11), the positions (gpt.12) and the tied sum (gpt.13).
     """
-    model = GPT(**GPT_CONFIG)
+    model = GPT(**{**GPT_CONFIG, "n_heads": n_heads}, positions=positions)
     top = GPT_CONFIG["n_layers"] - 1
     labels = {}
     for name, _ in model.named_parameters():
@@ -126,6 +127,8 @@ def _gpt_labels():
             layer, part = int(name.split(".")[1]), name.split(".")[2]
             above = ("gpt.10",) if part == "attn" or layer < top else ()
             labels[name] = ("gpt.7", "gpt.8", "gpt.9") + above
+            if "score_bias" in name:  # the T5 table, shared by the blocks: (rel.3) from each, summed
+                labels[name] = ("gpt.7", "gpt.8", "gpt.9", "gpt.10", "bias.2", "rel.3")
         elif name == "position_embedding.weight":
             labels[name] = ("gpt.7", "gpt.8", "gpt.9", "gpt.10", "gpt.11", "gpt.12")
         elif name == "token_embedding.weight":
@@ -147,4 +150,10 @@ CASES += [
         _GPT_LABELS,
         tol=WHOLE_MODEL_TOLERANCE,
     ),
+    # positions inside attention (notes/rope.md, notes/score_bias.md): no position table at all
+    GradCase("GPT (RoPE on 1 head of 10, padding mask)", _gpt(padding=True, positions="rope", n_heads=1),
+             _gpt_labels("rope", n_heads=1),
+             tol=WHOLE_MODEL_TOLERANCE),
+    GradCase("GPT (T5 bias shared by the blocks, padding mask)", _gpt(padding=True, positions="t5"), _gpt_labels("t5"),
+             tol=WHOLE_MODEL_TOLERANCE),
 ]

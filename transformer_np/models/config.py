@@ -19,9 +19,18 @@ import dataclasses
 import functools
 import numbers
 
+from ..layers.alibi import ALiBi
 from ..layers.feedforward import ACTIVATIONS, PositionwiseFeedForward
 from ..layers.multihead import MultiHeadAttention
+from ..layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from ..layers.residual import NORM_POSITIONS, Residual
+from ..layers.t5_bias import T5RelativeBias
+
+# The position schemes (notes/positional.md, notes/rope.md, notes/score_bias.md): added to the
+# embeddings (learned, sinusoidal), rotating Q and K (rope), a bias on the scores (alibi, t5), none.
+POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "t5", "none")
+ADDED_POSITIONS = ("learned", "sinusoidal")  # the absolute ones: a table added to the input
+ROPE_STYLE = "halves"  # GPT-NeoX / LLaMA's pairs (rope.4); "pairs" is the same model permuted (rope.5)
 
 
 def model_config(cls):
@@ -84,6 +93,9 @@ class BlockConfig(ModelConfig):
     activation   "relu" (the paper), "gelu" (exact) or "gelu_tanh" (GPT-2's approximation)
     norm         "post" (the paper: LayerNorm after each residual sum) or "pre" (GPT-2)
     bias         biases of the linear layers (the LayerNorms keep theirs)
+    positions    where position information enters: "learned" or "sinusoidal" (a table added to
+                 the embeddings), "rope" (queries and keys rotated in every self-attention),
+                 "alibi" or "t5" (a bias on the self-attention scores), "none"
 
     An EncoderLayer, DecoderLayer or GPTBlock can be built from one on its own
     (``EncoderLayer(BlockConfig(d_model=24, n_heads=2))``); the model families' configurations
@@ -98,6 +110,7 @@ class BlockConfig(ModelConfig):
     activation: str = "relu"
     norm: str = "post"
     bias: bool = True
+    positions: str = "sinusoidal"
 
     @property
     def d_head(self):
@@ -124,6 +137,11 @@ class BlockConfig(ModelConfig):
         object.__setattr__(self, "dropout", float(dropout))
         choice(self, "activation", ACTIVATIONS)
         choice(self, "norm", NORM_POSITIONS)
+        choice(self, "positions", POSITIONS)
+        if self.positions == "rope" and self.d_head % 2:
+            raise ValueError(f"{type(self).__name__}: expected an even head dimension d_model / n_heads for "
+                             f"positions='rope' (features rotate in pairs), received d_model={self.d_model}, "
+                             f"n_heads={self.n_heads}, d_head={self.d_head}")
         if not isinstance(self.bias, bool):
             raise ValueError(f"{type(self).__name__}: expected bias True or False, received {self.bias!r}")
 
@@ -164,10 +182,38 @@ def config_from(cls, config, fields):
 # -- the builders: a configuration becomes layers ----------------------------------------------------
 
 
-def attention_layer(config, *, rng, dtype):
-    """The MultiHeadAttention of one block, as ``config`` describes it."""
+def attention_layer(config, *, rng, dtype, causal=False, cross=False):
+    """The MultiHeadAttention of one block, as ``config`` describes it. A self-attention layer
+    (``cross=False``) carries the position scheme's part inside attention: RoPE, or an ALiBi / T5
+    bias in its ``causal`` (decoder) or bidirectional (encoder) form; cross-attention none."""
+    positions = None if cross else config.positions
+    rope = ROPE_STYLE if positions == "rope" else None
+    score_bias = None
+    if positions == "alibi":
+        score_bias = ALiBi(config.n_heads, causal=causal)
+    elif positions == "t5":
+        score_bias = T5RelativeBias(config.n_heads, causal=causal, rng=rng, dtype=dtype)
     return MultiHeadAttention(config.d_model, config.n_heads, config.n_kv_heads, dropout=config.dropout,
-                              bias=config.bias, rng=rng, dtype=dtype)
+                              bias=config.bias, rope=rope, score_bias=score_bias, rng=rng, dtype=dtype)
+
+
+def share_position_bias(attentions):
+    """T5 shares one bias table between the layers of a stack (notes/score_bias.md): give every
+    MultiHeadAttention in ``attentions`` the first one's T5 Parameter (the same object, as a tied
+    embedding); each layer's backward adds its share into the one .grad. No-op for other schemes."""
+    first = attentions[0].score_bias
+    if isinstance(first, T5RelativeBias):
+        for attn in attentions[1:]:
+            attn.score_bias.weight = first.weight
+
+
+def position_table(config, max_len, *, rng, dtype):
+    """The table added to the embeddings for "learned" or "sinusoidal" positions, else None."""
+    if config.positions == "learned":
+        return LearnedPositionalEmbedding(config.d_model, max_len, rng=rng, dtype=dtype)
+    if config.positions == "sinusoidal":
+        return SinusoidalPositionalEncoding(config.d_model, max_len, dtype=dtype)
+    return None
 
 
 def feedforward_layer(config, *, rng, dtype, dropout=None):

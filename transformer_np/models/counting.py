@@ -16,10 +16,11 @@ model the tests build.
 
 from ..layers.embedding import Embedding
 from ..layers.positional import LearnedPositionalEmbedding
+from ..layers.t5_bias import T5_BUCKETS, T5RelativeBias
 from .gpt import GPTConfig
 from .transformer import TransformerConfig
 
-_EMBEDDINGS = (Embedding, LearnedPositionalEmbedding)
+_EMBEDDINGS = (Embedding, LearnedPositionalEmbedding, T5RelativeBias)  # T5's table: its position embedding
 
 
 def count_parameters(model, non_embedding=False):
@@ -27,8 +28,9 @@ def count_parameters(model, non_embedding=False):
 
     A tied table (the GPT token embedding that is also its output matrix, or the shared
     embedding of an encoder-decoder) is one Parameter and is counted once.
-    ``non_embedding=True`` leaves out every Parameter owned by an Embedding or a
-    LearnedPositionalEmbedding (token and position tables, and so a tied output matrix too).
+    ``non_embedding=True`` leaves out every Parameter owned by an Embedding, a
+    LearnedPositionalEmbedding or a T5RelativeBias (token and position tables, and so a tied
+    output matrix too).
     """
     excluded = set()
     if non_embedding:
@@ -63,6 +65,16 @@ def feedforward_parameters(config):
     return 2 * d * d_ff + (d_ff + d if config.bias else 0)
 
 
+def position_parameters(config, max_len):
+    """The learned position parameters of one stack: a (max_len, d) table for "learned", one
+    (buckets, H) T5 table shared by the stack's layers for "t5", none for the other schemes."""
+    if config.positions == "learned":
+        return max_len * config.d_model
+    if config.positions == "t5":
+        return T5_BUCKETS * config.n_heads
+    return 0
+
+
 def layernorm_parameters(config):
     """A gain and a shift of d entries each: 2 d."""
     return 2 * config.d_model
@@ -85,12 +97,13 @@ def parameter_count(config, non_embedding=False):
     attn, ffn, ln = attention_parameters(c), feedforward_parameters(c), layernorm_parameters(c)
     if isinstance(c, GPTConfig):
         n = c.n_layers * (attn + ffn + 2 * ln) + ln  # (count.3), (count.4)
-        embeddings = c.vocab_size * c.d_model + c.block_size * c.d_model  # (count.5)
+        embeddings = c.vocab_size * c.d_model + position_parameters(c, c.block_size)  # (count.5)
     elif isinstance(c, TransformerConfig):
         finals = 2 * ln if c.norm == "pre" else 0
         output = 0 if c.share_embeddings else c.d_model * c.tgt_vocab + c.tgt_vocab
         n = c.n_layers * (attn + ffn + 2 * ln) + c.n_layers * (2 * attn + ffn + 3 * ln) + finals + output
         embeddings = c.src_vocab * c.d_model + (0 if c.share_embeddings else c.tgt_vocab * c.d_model)  # (count.9)
+        embeddings += 2 * position_parameters(c, c.max_len)  # the encoder's and the decoder's
     else:
         raise TypeError(f"config: expected a GPTConfig or TransformerConfig, received {type(c).__name__}")
     return n if non_embedding else n + embeddings

@@ -7,7 +7,7 @@ notes/transformer.md. The pieces: notes/residual.md, notes/multihead.md, notes/f
 from ..init import make_rng
 from ..module import Module
 from ..validate import check_activations
-from .config import BlockConfig, attention_layer, config_from, feedforward_layer, residual
+from .config import BlockConfig, attention_layer, config_from, feedforward_layer, residual, share_position_bias
 from .encoder import final_norm
 
 
@@ -24,8 +24,8 @@ class DecoderLayer(Module):
     def __init__(self, config=None, *, rng=None, dtype=None, **fields):
         config = config_from(BlockConfig, config, fields)
         rng = make_rng(rng)
-        self_attn = attention_layer(config, rng=rng, dtype=dtype)
-        cross_attn = attention_layer(config, rng=rng, dtype=dtype)
+        self_attn = attention_layer(config, rng=rng, dtype=dtype, causal=True)
+        cross_attn = attention_layer(config, rng=rng, dtype=dtype, cross=True)
         ffn = feedforward_layer(config, rng=rng, dtype=dtype)
         self.self_attn = residual(self_attn, config, rng=rng, dtype=dtype)
         self.cross_attn = residual(cross_attn, config, rng=rng, dtype=dtype)
@@ -80,6 +80,7 @@ class Decoder(Module):
         rng = make_rng(rng)
         self.d_model = config.d_model
         self.layers = [DecoderLayer(config, rng=rng, dtype=dtype) for _ in range(config.n_layers)]
+        share_position_bias([layer.self_attn.sublayer for layer in self.layers])  # T5: one table a stack
         self.norm = final_norm(config, dtype)
 
     def forward(self, x, memory, tgt_mask=None, src_mask=None, cache=None):

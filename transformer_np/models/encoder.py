@@ -8,7 +8,7 @@ from ..init import make_rng
 from ..layers.norm import LayerNorm
 from ..module import Module
 from ..validate import check_activations
-from .config import BlockConfig, attention_layer, config_from, feedforward_layer, residual
+from .config import BlockConfig, attention_layer, config_from, feedforward_layer, residual, share_position_bias
 
 
 def final_norm(config, dtype):
@@ -73,6 +73,7 @@ class Encoder(Module):
         rng = make_rng(rng)
         self.d_model = config.d_model
         self.layers = [EncoderLayer(config, rng=rng, dtype=dtype) for _ in range(config.n_layers)]
+        share_position_bias([layer.self_attn.sublayer for layer in self.layers])  # T5: one table a stack
         self.norm = final_norm(config, dtype)
 
     def forward(self, x, mask=None):

@@ -22,13 +22,24 @@ from ..layers.embedding import Embedding
 from ..layers.kv_cache import KVCache, check_kv_cache
 from ..layers.masks import causal_mask, check_mask, combine_masks
 from ..layers.norm import LayerNorm
-from ..layers.positional import LearnedPositionalEmbedding
 from ..layers.tied import TiedOutput
 from ..module import Module, no_backward
-from ..validate import check_int_ids, check_ndim
-from .config import BlockConfig, attention_layer, config_from, feedforward_layer, model_config, positive_int, residual
+from ..validate import check_int, check_int_ids, check_ndim
+from .config import (
+    ADDED_POSITIONS,
+    BlockConfig,
+    attention_layer,
+    config_from,
+    feedforward_layer,
+    model_config,
+    position_table,
+    positive_int,
+    residual,
+    share_position_bias,
+)
 
 INIT_STD = 0.02  # GPT-2 / minGPT: every weight matrix and both embedding tables ~ N(0, 0.02^2)
+SINUSOID_ROWS = 5000  # positions="sinusoidal": rows of the fixed table (at least block_size), as the paper's code
 
 
 @model_config
@@ -37,8 +48,11 @@ class GPTConfig(BlockConfig):
     d_model, dropout, activation, norm, bias), with GPT-2's defaults, and these:
 
     vocab_size   V, the number of token ids
-    block_size   the longest sequence: the number of learned positions
+    block_size   the training context: the number of learned positions, and the longest
+                 sequence for "learned"; "sinusoidal" has a table of max(block_size, 5000)
+                 rows, "rope", "alibi", "t5" and "none" no maximum (a longer sequence runs)
     n_layers     blocks
+    positions    "learned" (GPT-2, the default), "sinusoidal", "rope", "alibi", "t5", "none"
 
     Defaults that differ from a BlockConfig's: activation "gelu" (exact, x Phi(x); "gelu_tanh"
     is GPT-2's approximation) and norm "pre" (GPT-2's blocks; the model ends with ln_f).
@@ -50,6 +64,7 @@ class GPTConfig(BlockConfig):
     n_layers: int
     activation: str = "gelu"
     norm: str = "pre"
+    positions: str = "learned"
 
     def validate(self):
         super().validate()
@@ -70,11 +85,12 @@ class GPTBlock(Module):
 
     def __init__(self, config=None, *, rng=None, dtype=None, **fields):
         if config is None:  # GPT-2's block: GPTConfig's defaults for what the fields leave out
-            defaults = {f.name: f.default for f in dataclasses.fields(GPTConfig) if f.name in ("activation", "norm")}
+            defaults = {f.name: f.default for f in dataclasses.fields(GPTConfig)
+                        if f.name in ("activation", "norm", "positions")}
             fields = {**defaults, **fields}
         config = config_from(BlockConfig, config, fields)
         rng = make_rng(rng)
-        attn = attention_layer(config, rng=rng, dtype=dtype)
+        attn = attention_layer(config, rng=rng, dtype=dtype, causal=True)
         ffn = feedforward_layer(config, rng=rng, dtype=dtype, dropout=0.0)
         self.attn = residual(attn, config, rng=rng, dtype=dtype)
         self.ffn = residual(ffn, config, rng=rng, dtype=dtype)
@@ -124,9 +140,11 @@ class GPT(Module):
         self.config = config = config_from(GPTConfig, config, fields)
         rng = make_rng(rng)
         self.token_embedding = Embedding(config.vocab_size, config.d_model, rng=rng, dtype=dtype)
-        self.position_embedding = LearnedPositionalEmbedding(config.d_model, config.block_size, rng=rng, dtype=dtype)
+        rows = config.block_size if config.positions == "learned" else max(config.block_size, SINUSOID_ROWS)
+        self.position_embedding = position_table(config, rows, rng=rng, dtype=dtype)  # None inside attention
         self.dropout = Dropout(config.dropout, rng=rng)
         self.blocks = [GPTBlock(config, rng=rng, dtype=dtype) for _ in range(config.n_layers)]
+        share_position_bias([block.attn.sublayer for block in self.blocks])  # T5: one table for the stack
         self.ln_f = LayerNorm(config.d_model, dtype=dtype)
         self.head = TiedOutput(self.token_embedding.weight)  # the same Parameter object (tie.1)
         self._init_weights(rng)
@@ -137,6 +155,12 @@ class GPT(Module):
     n_layers = property(lambda self: self.config.n_layers)
     n_heads = property(lambda self: self.config.n_heads)
     d_model = property(lambda self: self.config.d_model)
+
+    @property
+    def max_positions(self):
+        """The longest sequence the positions allow: the table's rows for "learned" (block_size)
+        and "sinusoidal"; None (no maximum) for "rope", "alibi", "t5" and "none"."""
+        return None if self.position_embedding is None else self.position_embedding.max_len
 
     def _init_weights(self, rng):
         """GPT-2 initialisation, drawn from ``rng`` after the layers were built (notes/gpt.md)."""
@@ -152,11 +176,12 @@ class GPT(Module):
 
         idx: integer (B, T), values in [0, V), T >= 1. mask: optional boolean mask broadcastable
         to (B, H, T, Tk), True = may attend (e.g. a key-padding mask (B, 1, 1, Tk)); it is
-        combined with the causal mask, never replaces it. Without a cache Tk = T <= block_size.
+        combined with the causal mask, never replaces it. Without a cache Tk = T <= max_positions
+        (block_size for learned positions; no limit for rope, alibi, t5, none).
         cache: a KVCache from ``new_cache`` (eval mode only): idx are then the tokens at
         positions cache.length .. cache.length + T - 1, their keys and values are appended, and
         the logits equal the last T rows of a forward over the whole sequence so far (dec.1);
-        Tk = cache.length + T <= block_size. Nothing is kept for backward then.
+        Tk = cache.length + T <= cache.max_len. Nothing is kept for backward then.
         Returns logits (B, T, V) in the parameters' dtype. Caches nothing itself: every layer
         caches what its own backward needs.
         """
@@ -165,7 +190,8 @@ class GPT(Module):
         mask = self._mask(B, T, start, mask)
         with no_backward(self) if cache is not None else nullcontext():
             x = self.token_embedding.forward(idx)  # (B, T, D)  (gpt.1)
-            x = self.position_embedding.forward(x, offset=start)  # (gpt.1): positions start ..
+            if self.position_embedding is not None:
+                x = self.position_embedding.forward(x, offset=start)  # (gpt.1): positions start ..
             x = self.dropout.forward(x)  # (gpt.2)
             layer_caches = [None] * self.n_layers if cache is None else cache.self_attn
             for block, layer_cache in zip(self.blocks, layer_caches):
@@ -187,16 +213,24 @@ class GPT(Module):
         for block in reversed(self.blocks):
             dx = block.backward(dx)  # (gpt.9), (gpt.10)
         dx = self.dropout.backward(dx)  # (gpt.11)
-        dx = self.position_embedding.backward(dx)  # (gpt.12)
+        if self.position_embedding is not None:
+            dx = self.position_embedding.backward(dx)  # (gpt.12)
         self.token_embedding.backward(dx)  # (gpt.13): adds E^T dX on top of the head's term
         return None
 
     # -- incremental decoding (notes/decoding.md) ------------------------------------------------
-    def new_cache(self, batch_size):
+    def new_cache(self, batch_size, max_len=None):
         """An empty KVCache for ``batch_size`` sequences: per block, K and V buffers
-        (B, H, block_size, Dh) in the parameters' dtype; at most block_size positions (dec.7)."""
+        (B, H, min(max_len, block_size), Dh) in the parameters' dtype, growing to at most
+        ``max_len`` positions (dec.7).
+        max_len: default block_size; more only where the positions allow (``max_positions``)."""
+        max_len = self.block_size if max_len is None else check_int(max_len, "max_len")
+        if self.max_positions is not None and max_len > self.max_positions:
+            raise ValueError(f"max_len: expected at most {self.max_positions} (the rows of the {self.config.positions} "
+                             f"position table), received {max_len}")
         attns = [block.attn.sublayer for block in self.blocks]
-        return KVCache([attn.self_cache(batch_size, self.block_size) for attn in attns])
+        capacity = min(max_len, self.block_size)  # buffers grow by doubling past the training context
+        return KVCache([attn.self_cache(batch_size, max_len, capacity) for attn in attns])
 
     # -- checks ------------------------------------------------------------------------------------
     def _check_ids(self, idx):
@@ -210,9 +244,12 @@ class GPT(Module):
     def _check_cache(self, cache, B, T):
         """The position of idx's first token: 0 without a cache, cache.length with one."""
         if cache is None:
-            if T > self.block_size:
+            if self.config.positions == "learned" and T > self.block_size:
                 raise ValueError(f"idx: expected a sequence length of at most block_size={self.block_size}, "
-                                 f"received {T}")
+                                 f"received {T} (the learned position table has block_size rows)")
+            if self.max_positions is not None and T > self.max_positions:
+                raise ValueError(f"idx: expected a sequence length of at most {self.max_positions} (the "
+                                 f"{self.config.positions} position table's rows), received {T}")
             return 0
         if self.training:
             raise RuntimeError("GPT.forward with a cache: expected eval mode (call model.eval()), received training mode")

@@ -14,11 +14,10 @@ from ..layers.embedding import Embedding
 from ..layers.kv_cache import KVCache, check_kv_cache
 from ..layers.linear import Linear
 from ..layers.masks import causal_mask, check_mask, combine_masks
-from ..layers.positional import SinusoidalPositionalEncoding
 from ..layers.tied import TiedOutput
 from ..module import Module, no_backward
 from ..validate import check_activations, check_int_ids, check_ndim
-from .config import BlockConfig, config_from, model_config, positive_int
+from .config import BlockConfig, config_from, model_config, position_table, positive_int
 from .decoder import Decoder
 from .encoder import Encoder
 
@@ -31,7 +30,10 @@ class TransformerConfig(BlockConfig):
 
     src_vocab, tgt_vocab   the source and target vocabulary sizes
     n_layers               layers of the encoder, and of the decoder (6 each)
-    max_len                the longest source or target: rows of the sinusoid table (5000)
+    max_len                the longest source or target: rows of the sinusoid table (5000), and the
+                           limit of every position scheme here (and of the KV cache)
+    positions              "sinusoidal" (the paper, the default), "learned", "rope", "alibi", "t5"
+                           (in both stacks' self-attention; cross-attention has no positions), "none"
     share_embeddings       one (V, D) matrix for both embeddings and the output layer (the
                            paper's section 3.4; needs src_vocab == tgt_vocab)
 
@@ -83,11 +85,11 @@ class Transformer(Module):
         self.config = c = config_from(TransformerConfig, config, fields)
         rng = make_rng(rng)
         self.src_embed = Embedding(c.src_vocab, c.d_model, scale=True, rng=rng, dtype=dtype)
-        self.src_pos = SinusoidalPositionalEncoding(c.d_model, c.max_len, dtype=dtype)
+        self.src_pos = position_table(c, c.max_len, rng=rng, dtype=dtype)  # None: positions inside attention
         self.src_dropout = Dropout(c.dropout, rng=rng)
         self.encoder = Encoder(c, rng=rng, dtype=dtype)
         self.tgt_embed = Embedding(c.tgt_vocab, c.d_model, scale=True, rng=rng, dtype=dtype)
-        self.tgt_pos = SinusoidalPositionalEncoding(c.d_model, c.max_len, dtype=dtype)
+        self.tgt_pos = position_table(c, c.max_len, rng=rng, dtype=dtype)
         self.tgt_dropout = Dropout(c.dropout, rng=rng)
         self.decoder = Decoder(c, rng=rng, dtype=dtype)
         if c.share_embeddings:
@@ -114,7 +116,8 @@ class Transformer(Module):
         B, S = self._check_ids(src, self.src_embed.vocab_size, "src")
         check_mask(src_mask, B, self.n_heads, 1, S, "src_mask")  # query axis 1: shared by both uses
         src_mask = self._on_params_backend(src_mask)
-        x = self.src_dropout.forward(self.src_pos.forward(self.src_embed.forward(src)))  # (B, S, D)  (tf.1)
+        x = self.src_embed.forward(src)  # (B, S, D)
+        x = self.src_dropout.forward(x if self.src_pos is None else self.src_pos.forward(x))  # (tf.1)
         return self.encoder.forward(x, src_mask)  # (B, S, D)  (tf.3), (tf.4)
 
     def decode(self, tgt_in, memory=None, src_mask=None, tgt_mask=None, cache=None):
@@ -141,7 +144,7 @@ class Transformer(Module):
         self_mask = combine_masks(tgt_mask, causal_mask(T, xp, offset=start))  # (B|1, 1, T, start + T)
         with no_backward(self) if cache is not None else nullcontext():
             y = self.tgt_embed.forward(tgt_in)  # (B, T, D)
-            y = self.tgt_dropout.forward(self.tgt_pos.forward(y, offset=start))  # (tf.2)
+            y = self.tgt_dropout.forward(y if self.tgt_pos is None else self.tgt_pos.forward(y, offset=start))  # (tf.2)
             g = self.decoder.forward(y, memory, self_mask, src_mask, cache)  # (B, T, D)  (tf.5), (tf.6)
             return self.output.forward(g)  # (B, T, V)  (tf.7)
 
@@ -172,9 +175,10 @@ class Transformer(Module):
         self.saved(dlogits)
         dg = self.output.backward(dlogits)  # (tf.8)
         dy, dmemory = self.decoder.backward(dg)  # (tf.9), (tf.10)
-        self.tgt_embed.backward(self.tgt_pos.backward(self.tgt_dropout.backward(dy)))  # (tf.12)
-        dx = self.encoder.backward(dmemory)  # (tf.11)
-        self.src_embed.backward(self.src_pos.backward(self.src_dropout.backward(dx)))  # (tf.12)
+        dy = self.tgt_dropout.backward(dy)
+        self.tgt_embed.backward(dy if self.tgt_pos is None else self.tgt_pos.backward(dy))  # (tf.12)
+        dx = self.src_dropout.backward(self.encoder.backward(dmemory))  # (tf.11)
+        self.src_embed.backward(dx if self.src_pos is None else self.src_pos.backward(dx))  # (tf.12)
         return None
 
     # -- incremental decoding (notes/decoding.md) ------------------------------------------------
