@@ -172,3 +172,20 @@ def test_rope_with_an_odd_head_dimension_is_refused_by_the_configuration():
                                          r"d_head=5"):
         GPTConfig(vocab_size=5, block_size=4, n_layers=1, n_heads=2, d_model=10, positions="rope")
     assert GPTConfig(vocab_size=5, block_size=4, n_layers=1, n_heads=2, d_model=10, positions="alibi").d_head == 5
+
+
+# -- the sinusoids' dot product (pos.8), as notes/positional.md states it ----------------------------
+def test_the_sinusoid_dot_product_depends_on_the_distance_only_for_even_d_and_is_not_monotone():
+    from transformer_np.layers.positional import sinusoidal_table
+
+    pe = sinusoidal_table(400, 512)
+    omega = 1.0 / 10000.0 ** (np.arange(0, 512, 2) / 512)
+    for p, k in [(0, 5), (37, 5), (200, 5), (100, 43), (150, -43)]:
+        assert abs(pe[p] @ pe[p + k] - np.cos(omega * k).sum()) < 1e-9  # (pos.8), and even in k
+    dot = pe[0] @ pe[:200].T  # k = 0 .. 199
+    rises = np.flatnonzero(np.diff(dot) > 0)
+    assert rises[0] == 43 and len(rises) == 54  # first rise from k = 43 to 44; 54 of the first 199 steps
+    assert round(dot[43], 3) == 134.759 and round(dot[44], 3) == 134.770
+    odd = sinusoidal_table(20, 7)
+    assert abs(odd[0] @ odd[5] - odd[10] @ odd[15]) > 1e-5  # odd D: the unpaired sine column depends on p
+    assert round(odd[0] @ odd[5], 5) == 2.21928 and round(odd[10] @ odd[15], 5) == 2.21930
