@@ -89,6 +89,14 @@ MUTATIONS = {
         ("mha.w_o.forward(merge_heads(P @ V))", "merge_heads(P @ V)", "before the output projection"),
         ("P = P / P.sum(axis=-1, keepdims=True)", "P = P / P.sum(axis=2, keepdims=True)", "must sum to 1 over its keys"),
     ],
+    # RoPE's backward: forward again instead of back, the identity, the other layout's pairs, written into dy
+    "11_positions": [
+        ("dy1 * cos + dy2 * sin, dy2 * cos - dy1 * sin", "dy1 * cos - dy2 * sin, dy2 * cos + dy1 * sin",
+         "you rotated dy forward again"),
+        ("return dx", "return dy", "you returned dy unchanged"),
+        ("pair_slices(self.style, self.d_head)", "pair_slices(\"pairs\", self.d_head)", "right for the other layout"),
+        ("dx = np.empty_like(dy)", "dx = dy", "you wrote into dy"),
+    ],
     # backpropagation through time: the future forgotten, each step overwriting dU, the wrong state read
     "15_why_attention": [
         ("dH[:, t] + dh_next", "dH[:, t]", "the last step is right and the earlier ones are not"),
