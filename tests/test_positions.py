@@ -61,7 +61,8 @@ def test_what_each_scheme_builds(positions):
     layer = tf.decoder.layers[0]
     assert layer.cross_attn.sublayer.rope_q is None and layer.cross_attn.sublayer.score_bias is None
     if positions in ("alibi", "t5"):
-        assert layer.self_attn.sublayer.score_bias.causal and not tf.encoder.layers[0].self_attn.sublayer.score_bias.causal
+        assert layer.self_attn.sublayer.score_bias.causal  # the decoder's form
+        assert not tf.encoder.layers[0].self_attn.sublayer.score_bias.causal  # the encoder's
     # the counts: every table where it is, nothing else (conftest.py also checks every model built)
     extra = {"learned": 8 * 12, "t5": 32 * 2}.get(positions, 0)
     assert count_parameters(gpt) == parameter_count(GPTConfig(**GPT_SIZES, positions="none")) + extra
@@ -105,7 +106,8 @@ def test_the_learned_table_refuses_past_its_length():
     gpt.forward(np.zeros((1, 8), dtype=int), cache=cache)
     with pytest.raises(ValueError, match=r"max_len=8.*received 8 cached \+ 1 new = 9"):
         gpt.forward(np.zeros((1, 1), dtype=int), cache=cache)
-    with pytest.raises(ValueError, match=r"offset \+ sequence length of at most max_len=8, received offset 7 \+ length 2"):
+    with pytest.raises(ValueError, match=r"offset \+ sequence length of at most max_len=8, "
+                                         r"received offset 7 \+ length 2"):
         gpt.position_embedding.forward(np.zeros((1, 2, 12)), offset=7)
     tf = Transformer(**TF_SIZES, positions="learned")
     with pytest.raises(ValueError, match=r"at most max_len=16, received 17"):
@@ -168,8 +170,8 @@ def test_a_context_past_the_learned_limit_is_refused():
 
 
 def test_rope_with_an_odd_head_dimension_is_refused_by_the_configuration():
-    with pytest.raises(ValueError, match=r"GPTConfig: expected an even head dimension .*received d_model=10, n_heads=2, "
-                                         r"d_head=5"):
+    with pytest.raises(ValueError, match=r"GPTConfig: expected an even head dimension .*"
+                                         r"received d_model=10, n_heads=2, d_head=5"):
         GPTConfig(vocab_size=5, block_size=4, n_layers=1, n_heads=2, d_model=10, positions="rope")
     assert GPTConfig(vocab_size=5, block_size=4, n_layers=1, n_heads=2, d_model=10, positions="alibi").d_head == 5
 

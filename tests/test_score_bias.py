@@ -170,3 +170,17 @@ def test_cached_attention_with_a_score_bias_equals_the_whole_sequence(kind):
 def test_a_score_bias_for_another_head_count_is_refused():
     with pytest.raises(ValueError, match=r"n_heads=4, received one for 2 heads"):
         MultiHeadAttention(8, 4, score_bias=ALiBi(2))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_t5_table_gradient_by_finite_differences(causal):
+    from transformer_np.gradcheck import check_module
+
+    rng = np.random.default_rng(4)
+    rel = T5RelativeBias(3, causal=causal, n_buckets=6, max_distance=5, rng=rng, dtype=np.float64)
+    (result,) = check_module(rel, 5, 18)  # 5 queries, the last of 18 keys: every bucket is used
+    assert result.what == "weight" and result.passed and not result.is_zero, result
+    rel.forward(5, 18)
+    with pytest.raises(ValueError, match=r"T5RelativeBias.backward: dout: expected the shape of forward's output "
+                                         r"\(1, 3, 5, 18\), received \(3, 1, 5, 18\)"):
+        rel.backward(np.ones((3, 1, 5, 18)))

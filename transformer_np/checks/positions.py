@@ -3,7 +3,9 @@ ALiBi and the T5 relative bias (notes/score_bias.md).
 
 Shapes as in checks/attention.py: batch 3, H = 4 heads of width Dh = 6 (even: RoPE rotates pairs),
 multi-head attention on D = 24 features with T = 5 queries; the bare layers on (3, 4, 5, 6) and
-6 keys. The rotations start at a position offset 3, as in a KV-cached step.
+6 keys. The rotations start at a position offset 3, as in a KV-cached step. The T5 table's
+gradient (rel.3) is checked inside multi-head attention here and in a whole GPT (checks/gpt.py);
+tests/test_score_bias.py also checks the bare layer, whose output (1, H, Tq, Tk) has no batch axis.
 """
 
 import numpy as np
@@ -60,14 +62,6 @@ def _mha(positions, n_kv=H, causal=True):
     return build
 
 
-def _t5(causal):
-    def build(rng, dtype):
-        layer = T5RelativeBias(H, causal=causal, n_buckets=6, max_distance=5, rng=rng, dtype=dtype)
-        return layer, (TQ, 3 * TK), {"like": np.zeros(1, dtype)}
-
-    return build
-
-
 _SDPA = {"Q": ("attn.7", "attn.8"), "K": ("attn.7", "attn.9"), "V": ("attn.5",), "bias": ("bias.2",)}
 
 CASES = [
@@ -77,8 +71,6 @@ CASES = [
              names=("Q", "K", "V", "bias")),
     GradCase("ScaledDotProductAttention (a full bias (B, H, Tq, Tk))", _sdpa_bias((B, H, TQ, TK)), _SDPA,
              names=("Q", "K", "V", "bias")),
-    GradCase("T5RelativeBias (causal, 5 queries of 18 keys)", _t5(True), {"weight": ("rel.3",)}),
-    GradCase("T5RelativeBias (bidirectional)", _t5(False), {"weight": ("rel.3",)}),
     GradCase("MultiHeadAttention (self, RoPE halves, causal + padding)", _mha("halves"),
              {"x": ("mha.9", "rope.6"), **_PROJECTION_LABELS}, names=("x",)),
     GradCase("MultiHeadAttention (self, RoPE pairs, 2 key/value heads)", _mha("pairs", n_kv=2),

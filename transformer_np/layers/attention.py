@@ -114,7 +114,8 @@ class ScaledDotProductAttention(Module):
         B, H, Tq, Tk = Q.shape[0], Q.shape[1], Q.shape[2], K.shape[2]
         target = (B, H, Tq, Tk)
         if bias.ndim > 4 or any(b not in (1, t) for b, t in zip(bias.shape[::-1], target[::-1])):
-            raise ValueError(f"bias: expected a shape broadcastable to (B, H, Tq, Tk) = {target}, received {bias.shape}")
+            raise ValueError(f"bias: expected a shape broadcastable to (B, H, Tq, Tk) = {target}, "
+                             f"received {bias.shape}")
 
     @staticmethod
     def _check_inputs(Q, K, V, mask):
