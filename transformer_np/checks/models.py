@@ -19,6 +19,7 @@ from ..layers.feedforward import PositionwiseFeedForward
 from ..layers.linear import Linear
 from ..layers.masks import causal_mask, padding_mask_from_lengths
 from ..layers.norm import LayerNorm
+from ..layers.t5_bias import T5RelativeBias
 from ..models.decoder import Decoder
 from ..models.encoder import Encoder
 from ..models.transformer import Transformer, TransformerConfig
@@ -80,13 +81,16 @@ def _masks():
 
 
 # -- whole models -------------------------------------------------------------------------------
-def _transformer(norm, activation, dropout=0.0, share=False):
+def _transformer(norm, activation, dropout=0.0, share=False, positions="sinusoidal"):
     def build(rng, dtype):
         tgt_vocab = V_SRC if share else V_TGT
         model = Transformer(src_vocab=V_SRC, tgt_vocab=tgt_vocab, d_model=D_MODEL, n_heads=H, n_layers=N_LAYERS,
                             d_ff=D_FF, dropout=dropout, max_len=MAX_LEN, norm=norm, activation=activation,
-                            share_embeddings=share, rng=rng, dtype=dtype)
+                            share_embeddings=share, positions=positions, rng=rng, dtype=dtype)
         _prepare(model, rng)
+        for m in model.modules():  # a T5 table (one per stack) at a scale where every entry shows
+            if isinstance(m, T5RelativeBias):
+                m.weight.data[...] = rng.standard_normal(m.weight.shape)
         src, tgt_in = _ids(rng, V_SRC, SRC_LENGTHS, S), _ids(rng, tgt_vocab, TGT_LENGTHS, T2)
         src_mask, tgt_mask = _masks()
         kwargs = {"src_mask": src_mask, "tgt_mask": tgt_mask}
@@ -110,6 +114,8 @@ def _model_labels(build):
         labels[name] = _PART_LABELS[name.split(".")[0]]
         if shared and name == "src_embed.weight":
             labels[name] = (*labels[name], "tf.13")
+        if name.endswith("score_bias.weight"):  # a stack's T5 table, shared by its layers
+            labels[name] = (*labels[name], "bias.2", "rel.3")
     return labels
 
 
@@ -161,4 +167,6 @@ CASES = [
     _model_case("Transformer (post-LN, relu)", _transformer("post", "relu")),
     _model_case("Transformer (pre-LN, gelu_tanh, dropout 0.1)", _transformer("pre", "gelu_tanh", dropout=0.1)),
     _model_case("Transformer (post-LN, relu, shared embeddings)", _transformer("post", "relu", share=True)),
+    _model_case("Transformer (pre-LN, gelu_tanh, T5 biases: bidirectional encoder, causal decoder)",
+                _transformer("pre", "gelu_tanh", positions="t5")),
 ]
