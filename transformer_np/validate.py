@@ -41,10 +41,13 @@ def check_int_ids(ids, low, high, name="ids"):
     if not hasattr(ids, "dtype") or ids.dtype.kind not in "iu":
         got = getattr(ids, "dtype", type(ids).__name__)
         raise TypeError(f"{name}: expected an integer array, received {got}")
-    if ids.size and (int(ids.min()) < low or int(ids.max()) >= high):
+    if not ids.size:
+        return
+    smallest, largest = ids.min(), ids.max()  # 0-d arrays: on a GPU they stay on the device
+    if bool((smallest < low) | (largest >= high)):  # one device-to-host synchronisation, not two
         raise ValueError(
             f"{name}: expected values in [{low}, {high}), received values in "
-            f"[{int(ids.min())}, {int(ids.max())}]"
+            f"[{int(smallest)}, {int(largest)}]"
         )
 
 
