@@ -54,15 +54,24 @@ IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. Please use `.g
 host_syncs = {"count": 0}  # float()/int()/bool() on a 0-d StrictArray: each a device sync on a GPU
 
 
+_PLAIN = {int, float, bool, str, type(None), type(Ellipsis), np.dtype}  # passed through as they are
+
+
 def _mixing(what):
     return TypeError(f"Unsupported type {what}: a NumPy array cannot be an operand of the strict (CuPy-like) "
                      "backend; move it with strict.asarray(x) (or move the StrictArray to the host with .get())")
 
 
 def _unwrap(value, where, allow_host=False, sequences=True):
-    """The NumPy array inside ``value`` (recursing into lists and tuples); a raw ndarray is refused."""
-    if isinstance(value, StrictArray):
+    """The NumPy array inside ``value`` (recursing into lists and tuples); a raw ndarray is refused.
+
+    ``where`` names the call for the error message (the strict module's function, the operator).
+    """
+    kind = type(value)
+    if kind is StrictArray:
         return value._data
+    if kind in _PLAIN or kind is slice:
+        return value
     if isinstance(value, np.ndarray) and not allow_host:
         raise _mixing(f"{type(value).__module__}.{type(value).__name__} (in {where})")
     if isinstance(value, (list, tuple)):
@@ -75,7 +84,9 @@ def _unwrap(value, where, allow_host=False, sequences=True):
 
 def _wrap(value):
     """NumPy results as StrictArrays: arrays and NumPy scalars (as 0-d arrays, like CuPy's reductions)."""
-    if isinstance(value, np.ndarray):
+    if type(value) in _PLAIN:
+        return value
+    if type(value) is np.ndarray:
         return StrictArray(value)
     if isinstance(value, np.generic):
         return StrictArray(np.asarray(value))
@@ -99,7 +110,7 @@ class StrictArray:
     def __init__(self, data):
         if not isinstance(data, np.ndarray):
             raise TypeError(f"StrictArray wraps a numpy.ndarray, received {type(data).__name__}")
-        object.__setattr__(self, "_data", data)
+        self._data = data
 
     # the only ways to the host
     def get(self):
@@ -151,23 +162,24 @@ class StrictArray:
         return self._data.tolist()  # explicit, as CuPy's tolist (a host copy)
 
     # attributes, methods, indexing
+    shape = property(lambda self: self._data.shape)
+    dtype = property(lambda self: self._data.dtype)
+    ndim = property(lambda self: self._data.ndim)
+    size = property(lambda self: self._data.size)
+    T = property(lambda self: StrictArray(self._data.T))
+
     def __getattr__(self, name):
         if name.startswith("__"):  # __array_interface__, __array_struct__, __dlpack__: no way around __array__
             raise AttributeError(f"StrictArray has no attribute {name!r}")
         value = getattr(self._data, name)
         if callable(value):
-            @functools.wraps(value)
             def method(*args, **kwargs):
-                where = f"StrictArray.{name}"
-                return _wrap(value(*_unwrap(args, where), **{k: _unwrap(v, where) for k, v in kwargs.items()}))
+                if kwargs:
+                    kwargs = {k: _unwrap(v, name) for k, v in kwargs.items()}
+                return _wrap(value(*_unwrap(args, name), **kwargs))
             return method
         return _wrap(value)
 
-    def __setattr__(self, name, value):
-        if name == "shape":
-            self._data.shape = value
-        else:
-            raise AttributeError(f"StrictArray attribute {name!r} cannot be set")
 
     def __getitem__(self, key):
         return _wrap(self._data[_unwrap(key, "indexing")])
@@ -201,7 +213,14 @@ def _operator(name):
     op = getattr(np.ndarray, name)
 
     def method(self, *other):
-        out = op(self._data, *_unwrap(other, f"operator {name}"))
+        if other:
+            o = other[0]
+            if type(o) is StrictArray:
+                o = o._data
+            elif isinstance(o, (np.ndarray, list, tuple)):
+                o = _unwrap(o, f"operator {name}")
+            other = (o,)
+        out = op(self._data, *other)
         if out is NotImplemented:
             return out
         if name.startswith("__i") and name not in ("__invert__", "__index__"):
@@ -253,14 +272,17 @@ def get_array_module(*arrays):
 def _function(func, name):
     is_ufunc = isinstance(func, np.ufunc)
 
+    where = f"strict.{name}"
+
     @functools.wraps(func)
     def wrapped(*args, **kwargs):
-        where = f"strict.{name}"
         if is_ufunc:
             args = tuple(_unwrap(a, where, sequences=False) for a in args)
         else:
             args = _unwrap(args, where)
-        return _wrap(func(*args, **{k: _unwrap(v, where) for k, v in kwargs.items()}))
+        if kwargs:
+            kwargs = {k: _unwrap(v, where) for k, v in kwargs.items()}
+        return _wrap(func(*args, **kwargs))
 
     if is_ufunc:  # keep ufunc methods: add.at (cupyx.scatter_add), maximum.reduce, ...
         for method in ("at", "reduce", "accumulate", "outer", "reduceat"):

@@ -138,3 +138,217 @@ def test_every_catalogue_case_runs_on_the_strict_backend_as_on_numpy(case):
     assert device.keys() == reference.keys()
     for what in reference:
         np.testing.assert_allclose(device[what], reference[what], rtol=1e-12, atol=1e-14, err_msg=f"{case.layer}: {what}")
+
+
+# -- whole models, parametrised by backend ---------------------------------------------------------
+
+from transformer_np.beam import beam_search  # noqa: E402
+from transformer_np.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from transformer_np.decode import greedy_decode  # noqa: E402
+from transformer_np.generate import generate  # noqa: E402
+from transformer_np.layers.masks import padding_mask_from_ids  # noqa: E402
+from transformer_np.loss import CrossEntropyLoss  # noqa: E402
+from transformer_np.models import GPT, Transformer  # noqa: E402
+from transformer_np.module import Parameter  # noqa: E402
+from transformer_np.optim import AdamW, clip_grad_norm, param_groups  # noqa: E402
+from transformer_np.train import Trainer  # noqa: E402
+
+V, BLOCK, PAD_ID = 13, 9, 0
+
+
+def small_gpt(name, dtype=np.float64, dropout=0.1):
+    model = GPT(vocab_size=V, block_size=BLOCK, n_layers=2, d_model=12, n_heads=3, dropout=dropout,
+                rng=np.random.default_rng(0), dtype=dtype)
+    return model.to(name)
+
+
+def small_transformer(name, dtype=np.float64, dropout=0.1):
+    model = Transformer(src_vocab=V, tgt_vocab=V + 2, max_len=BLOCK, n_layers=2, d_model=12, n_heads=3, d_ff=20,
+                        dropout=dropout, rng=np.random.default_rng(0), dtype=dtype)
+    return model.to(name)
+
+
+def gpt_batch(seed=1, B=3, T=7):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, V, size=(B, T + 1))
+    ids[0, -2:] = PAD_ID  # targets to ignore
+    return ids[:, :-1], ids[:, 1:]
+
+
+def seq2seq_batch(seed=2, B=3, S=6, T=5):
+    rng = np.random.default_rng(seed)
+    src, tgt = rng.integers(3, V, size=(B, S)), rng.integers(3, V + 2, size=(B, T + 1))
+    src[1, -2:] = PAD_ID
+    tgt[2, -3:] = PAD_ID
+    return src, tgt[:, :-1], tgt[:, 1:]
+
+
+def training_step(model, inputs, targets, name, optimizer=None):
+    """Forward, loss, backward, clipping and one AdamW step of ``model`` on backend ``name``;
+    returns (loss, grad norm, optimizer)."""
+    optimizer = optimizer or AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-2)
+    loss_fn = CrossEntropyLoss(label_smoothing=0.1, ignore_index=PAD_ID)
+    model.train().zero_grad()
+    logits = model.forward(*move(inputs, name))
+    assert on(name, logits)
+    loss = loss_fn.forward(logits, move(targets, name))
+    assert on(name, loss) and loss.shape == ()
+    model.backward(loss_fn.backward())
+    norm = clip_grad_norm(model.parameters(), 0.5)
+    optimizer.step()
+    assert on(name, *(p.data for p in model.parameters()), *(p.grad for p in model.parameters()))
+    assert on(name, *(b for state in optimizer._state for b in state.values()))
+    return float(loss), norm, optimizer
+
+
+def host_state(model):
+    return {n: to_numpy(p.data) for n, p in model.named_parameters()}
+
+
+def assert_same_state(a, b, rtol=1e-12):
+    assert a.keys() == b.keys()
+    for n in a:
+        np.testing.assert_allclose(a[n], b[n], rtol=rtol, atol=1e-14, err_msg=n)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_gpt_forward_backward_loss_and_adamw_step_match_numpy(name):
+    ids, targets = gpt_batch()
+    reference = small_gpt("numpy")
+    loss_ref, norm_ref, _ = training_step(reference, (ids,), targets, "numpy")
+    model = small_gpt(name)
+    loss, norm, _ = training_step(model, (ids,), targets, name)
+    assert loss == pytest.approx(loss_ref, rel=1e-12) and norm == pytest.approx(norm_ref, rel=1e-12)
+    assert norm > 0.5  # the clipping acted
+    assert_same_state(host_state(model), host_state(reference))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_transformer_forward_backward_loss_and_adamw_step_match_numpy(name):
+    src, tgt_in, tgt_out = seq2seq_batch()
+    inputs = (src, tgt_in, padding_mask_from_ids(src, PAD_ID), padding_mask_from_ids(tgt_in, PAD_ID))
+    reference = small_transformer("numpy")
+    loss_ref, norm_ref, _ = training_step(reference, inputs, tgt_out, "numpy")
+    model = small_transformer(name)
+    loss, norm, _ = training_step(model, inputs, tgt_out, name)
+    assert loss == pytest.approx(loss_ref, rel=1e-12) and norm == pytest.approx(norm_ref, rel=1e-12)
+    assert_same_state(host_state(model), host_state(reference))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("use_cache", [True, False], ids=["kv-cache", "no-cache"])
+def test_sampling_and_greedy_generation_give_numpys_tokens(name, use_cache):
+    model = small_gpt(name, dtype=np.float32)
+    prompt = move(np.array([[3, 5, 7], [1, 2, 2]]), name)
+    settings = [dict(temperature=0), dict(temperature=0.9, top_k=5, top_p=0.9)]
+    for kwargs in settings:  # 10 new tokens: past block_size = 9, so the cached window restarts
+        out = generate(model, prompt, 10, rng=np.random.default_rng(4), use_cache=use_cache, **kwargs)
+        reference = generate(small_gpt("numpy", dtype=np.float32), to_numpy(prompt), 10,
+                             rng=np.random.default_rng(4), use_cache=True, **kwargs)
+        assert on(name, out) and out.shape == (2, 13)
+        np.testing.assert_array_equal(to_numpy(out), reference, err_msg=str(kwargs))
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_greedy_decoding_and_beam_search_with_the_cache_give_numpys_outputs(name):
+    src, _, _ = seq2seq_batch()
+    src_mask = padding_mask_from_ids(src, PAD_ID)
+    model, reference = small_transformer(name), small_transformer("numpy")
+    for use_cache in (True, False):
+        ids = greedy_decode(model, move(src, name), move(src_mask, name), max_len=6, bos=1, eos=2, use_cache=use_cache)
+        assert on(name, ids)
+        np.testing.assert_array_equal(to_numpy(ids), greedy_decode(reference, src, src_mask, 6, bos=1, eos=2))
+        beams, scores = beam_search(model, move(src, name), move(src_mask, name), beam_size=3, max_len=6, bos=1,
+                                    eos=2, use_cache=use_cache)
+        ref_beams, ref_scores = beam_search(reference, src, src_mask, beam_size=3, max_len=6, bos=1, eos=2)
+        assert on(name, beams, scores)
+        np.testing.assert_array_equal(to_numpy(beams), ref_beams)
+        np.testing.assert_allclose(to_numpy(scores), ref_scores, rtol=1e-12)
+
+
+def trainer_on(name, steps):
+    """A Trainer of a small GPT on backend ``name``: batches drawn on the host, moved by a wrapper."""
+    model = small_gpt(name)
+    optimizer = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-2)
+
+    def get_batch(rng):
+        ids, targets = gpt_batch(int(rng.integers(1 << 30)))
+        return (move(ids, name),), move(targets, name)
+
+    trainer = Trainer(model, optimizer, CrossEntropyLoss(ignore_index=PAD_ID), get_batch,
+                      rng=np.random.default_rng(5), clip=1.0, quiet=True)
+    trainer.fit(steps)
+    return trainer
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_trainer_steps_match_numpy(name):
+    trainer, reference = trainer_on(name, 3), trainer_on("numpy", 3)
+    assert all(isinstance(v, float) for key in ("loss", "grad_norm") for v in trainer.history[key])
+    np.testing.assert_allclose(trainer.history["loss"], reference.history["loss"], rtol=1e-12)
+    np.testing.assert_allclose(trainer.history["grad_norm"], reference.history["grad_norm"], rtol=1e-12)
+    assert_same_state(host_state(trainer.model), host_state(reference.model))
+
+
+@pytest.mark.parametrize("saved_on, loaded_on", [("strict", "numpy"), ("numpy", "strict")])
+def test_a_checkpoint_saved_on_one_backend_loads_on_the_other(saved_on, loaded_on, tmp_path):
+    trainer = trainer_on(saved_on, 2)
+    path = tmp_path / "run.npz"
+    save_checkpoint(path, trainer.model, trainer.optimizer, trainer.step, trainer.rng)
+    model = small_gpt(loaded_on)
+    optimizer = AdamW(param_groups(model.named_parameters(), 0.1), lr=1e-2)
+    rng = np.random.default_rng(99)
+    assert load_checkpoint(path, model, optimizer, rng)["step"] == 2
+    assert on(loaded_on, *(p.data for p in model.parameters()), *(b for s in optimizer._state for b in s.values()))
+    assert_same_state(host_state(model), host_state(trainer.model), rtol=0)
+    for saved, loaded in zip(trainer.optimizer._state, optimizer._state):
+        for b in saved:
+            np.testing.assert_array_equal(to_numpy(loaded[b]), to_numpy(saved[b]))
+    assert rng.bit_generator.state == trainer.rng.bit_generator.state
+    # the loaded run goes on exactly as the saved one
+    ids, targets = gpt_batch(7)
+    loss_saved, _, _ = training_step(trainer.model, (ids,), targets, saved_on, trainer.optimizer)
+    loss_loaded, _, _ = training_step(model, (ids,), targets, loaded_on, optimizer)
+    assert loss_loaded == pytest.approx(loss_saved, rel=1e-12)
+    assert_same_state(host_state(model), host_state(trainer.model))
+
+
+def array_attributes(model):
+    """(module path, attribute, array) for every array a module holds besides its Parameters."""
+    return [(prefix, key, value) for prefix, m in model.named_modules() for key, value in vars(m).items()
+            if hasattr(value, "dtype") and hasattr(value, "shape") and not isinstance(value, Parameter)]
+
+
+def test_model_to_moves_everything_both_ways_and_keeps_the_numbers():
+    model = small_gpt("numpy", dtype=np.float32).eval()
+    ids, targets = gpt_batch()
+    before = model.forward(ids)
+    _, _, optimizer = training_step(model, (ids,), targets, "numpy")
+    after_step = host_state(model)
+    for name in ("strict", "numpy", "strict"):
+        model.to(name)
+        assert on(name, *(p.data for p in model.parameters()), *(p.grad for p in model.parameters()),
+                  *(a for _, _, a in array_attributes(model)))
+        assert {p.dtype for p in model.parameters()} == {np.dtype(np.float32)}
+        assert_same_state(host_state(model), after_step, rtol=0)
+    training_step(model, (ids,), targets, "strict", optimizer)  # the optimizer's buffers follow the parameters
+    model.to("numpy").eval()
+    assert model.forward(ids).shape == before.shape
+    assert all(isinstance(m.rng, np.random.Generator) for _, m in model.named_random_modules())
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_random_draws_are_the_hosts_and_repeat_on_every_backend(name):
+    """Dropout masks, initial weights and samples come from NumPy generators on the host, so the
+    same seed gives the same numbers on each backend; the stand-in's own generator gives device arrays."""
+    ids, _ = gpt_batch()
+    outs = []
+    for backend_ in ("numpy", name):
+        model = small_gpt(backend_, dropout=0.5).train()
+        outs.append(to_numpy(model.forward(move(ids, backend_))))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert not np.array_equal(outs[0], to_numpy(small_gpt(name, dropout=0.5).eval().forward(move(ids, name))))
+    xp = backend.get_backend(name)
+    draws = xp.random.default_rng(0).standard_normal((2, 3))
+    assert on(name, draws)
+    np.testing.assert_array_equal(to_numpy(draws), np.random.default_rng(0).standard_normal((2, 3)))
