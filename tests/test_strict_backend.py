@@ -352,3 +352,54 @@ def test_random_draws_are_the_hosts_and_repeat_on_every_backend(name):
     draws = xp.random.default_rng(0).standard_normal((2, 3))
     assert on(name, draws)
     np.testing.assert_array_equal(to_numpy(draws), np.random.default_rng(0).standard_normal((2, 3)))
+
+
+# -- mixing backends in one call -------------------------------------------------------------------
+
+from transformer_np.layers import LayerNorm, Linear  # noqa: E402
+from transformer_np.layers.masks import padding_mask_from_lengths  # noqa: E402
+
+
+def mixing_calls(model_on):
+    """(what, call) pairs that hand a layer or model float data of the other backend."""
+    data_on = "numpy" if model_on == "strict" else "strict"
+    x = to_backend(np.random.default_rng(0).standard_normal((2, 4, 12)), data_on)
+    linear = Linear(12, 5, dtype=np.float64).to(model_on)
+    norm = LayerNorm(12, dtype=np.float64).to(model_on)
+    encoder = small_transformer(model_on).encoder
+    return data_on, [("Linear", lambda: linear.forward(x)), ("LayerNorm", lambda: norm.forward(x)),
+                     ("Encoder", lambda: encoder.forward(x, None))]
+
+
+@pytest.mark.parametrize("model_on", BACKENDS)
+def test_float_data_of_the_other_backend_is_refused_naming_both_and_how_to_move(model_on):
+    data_on, calls = mixing_calls(model_on)
+    for what, call in calls:
+        with pytest.raises(TypeError) as err:
+            call()
+        message = str(err.value)
+        assert f"expected a {model_on} array" in message and f"received a {data_on} array" in message, (what, message)
+        assert f"model.to({data_on!r})" in message and f"to_backend(x, {model_on!r})" in message, (what, message)
+
+
+@pytest.mark.parametrize("model_on", BACKENDS)
+def test_token_ids_and_masks_follow_the_parameters_backend(model_on):
+    """Token ids and masks come from the host's data pipeline: a model moves them to its backend
+    (a small, explicit copy) instead of refusing them; its output is on its own backend."""
+    data_on = "numpy" if model_on == "strict" else "strict"
+    ids, _ = gpt_batch()
+    mask = padding_mask_from_lengths(np.array([7, 5, 6]), 7)
+    logits = small_gpt(model_on).eval().forward(move(ids, data_on), move(mask, data_on))
+    reference = small_gpt("numpy").eval().forward(ids, mask)
+    assert on(model_on, logits)
+    np.testing.assert_allclose(to_numpy(logits), reference, rtol=1e-12)
+
+
+def test_asking_for_cupy_without_cupy_says_how_to_install_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # "import cupy" now fails, GPU or not
+    for ask in (lambda: backend.get_backend("cupy"), lambda: Linear(2, 3).to("cupy")):
+        with pytest.raises(ImportError, match=re.escape("backend 'cupy' needs CuPy and a CUDA GPU: pip install -e \".[gpu]\"")):
+            ask()
+    assert not backend.cupy_available()
