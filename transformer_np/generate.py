@@ -24,7 +24,7 @@ never drawn.
 import math
 import numbers
 
-from .backend import get_array_module
+from .backend import backend_name, get_array_module, to_backend
 from .decode import GPTStepper, eval_mode
 from .init import make_rng
 from .layers.activation import softmax
@@ -168,6 +168,7 @@ def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top
         step = GPTStepper(model, idx.shape[0], use_cache)
         for _ in range(max_new_tokens):
             new = next_token(step(idx), temperature, top_k, top_p, rng)
+            new = to_backend(new, backend_name(idx))  # the prompt's backend (a model elsewhere: an explicit copy)
             idx = xp.concatenate([idx, xp.asarray(new, dtype=idx.dtype)[:, None]], axis=1)
     return idx[0] if prompt_ids.ndim == 1 else idx
 
