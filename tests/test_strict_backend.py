@@ -403,3 +403,46 @@ def test_asking_for_cupy_without_cupy_says_how_to_install_it(monkeypatch):
         with pytest.raises(ImportError, match=re.escape("backend 'cupy' needs CuPy and a CUDA GPU: pip install -e \".[gpu]\"")):
             ask()
     assert not backend.cupy_available()
+
+
+def test_decoding_host_ids_with_a_model_on_the_device_gives_host_ids():
+    """The data pipeline's ids are on the host; a model on the device decodes them, and the tokens
+    come back on the host (each step's new tokens copied explicitly), equal to NumPy's."""
+    from transformer_np.beam import sequence_scores
+
+    gpt, gpt_ref = small_gpt("strict", dtype=np.float32), small_gpt("numpy", dtype=np.float32)
+    prompt = np.array([[3, 5, 7], [1, 2, 2]])
+    for kwargs in (dict(temperature=0), dict(temperature=0.9, top_k=5)):
+        out = generate(gpt, prompt, 10, rng=np.random.default_rng(4), **kwargs)
+        assert isinstance(out, np.ndarray)
+        np.testing.assert_array_equal(out, generate(gpt_ref, prompt, 10, rng=np.random.default_rng(4), **kwargs))
+    src, _, _ = seq2seq_batch()
+    src_mask = padding_mask_from_ids(src, PAD_ID)
+    model, reference = small_transformer("strict"), small_transformer("numpy")
+    for use_cache in (True, False):
+        ids = greedy_decode(model, src, src_mask, max_len=6, bos=1, eos=2, use_cache=use_cache)
+        assert isinstance(ids, np.ndarray)
+        np.testing.assert_array_equal(ids, greedy_decode(reference, src, src_mask, 6, bos=1, eos=2))
+        beams, scores = beam_search(model, src, src_mask, beam_size=3, max_len=6, bos=1, eos=2, use_cache=use_cache)
+        ref_beams, ref_scores = beam_search(reference, src, src_mask, beam_size=3, max_len=6, bos=1, eos=2)
+        assert isinstance(beams, np.ndarray) and isinstance(scores, np.ndarray)
+        np.testing.assert_array_equal(beams, ref_beams)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-12)
+    logp, score = sequence_scores(model, src, src_mask, ref_beams[:, 0], bos=1, eos=2)
+    ref_logp, ref_score = sequence_scores(reference, src, src_mask, ref_beams[:, 0], bos=1, eos=2)
+    assert isinstance(logp, np.ndarray)
+    np.testing.assert_allclose(logp, ref_logp, rtol=1e-12)
+    np.testing.assert_allclose(score, ref_score, rtol=1e-12)
+
+
+@pytest.mark.parametrize("recipe, sizes", [("copy", dict(d_model=16, n_layers=1)),
+                                           ("gru-copy", dict(d_embed=8, hidden_size=16))], ids=["copy", "gru-copy"])
+def test_a_recipes_evaluation_of_a_model_on_the_device_matches_numpy(recipe, sizes):
+    """The recipes' held-out data is on the host; their eval_fn (loss, greedy decoding, accuracy) runs
+    a model moved to the device and gives NumPy's numbers."""
+    from transformer_np.recipes import build_run
+
+    run = build_run(recipe, batch_size=8, eval_size=12, **sizes)
+    reference = run.eval_fn(run.model)
+    run.model.to("strict")
+    assert run.eval_fn(run.model) == pytest.approx(reference, rel=1e-6)
