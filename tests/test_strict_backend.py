@@ -446,3 +446,72 @@ def test_a_recipes_evaluation_of_a_model_on_the_device_matches_numpy(recipe, siz
     reference = run.eval_fn(run.model)
     run.model.to("strict")
     assert run.eval_fn(run.model) == pytest.approx(reference, rel=1e-6)
+
+
+# -- the gradient checker on a device --------------------------------------------------------------
+
+ON_DEVICE_CHECKS = ["Linear", "Embedding", "Dropout (p=0.3)", "ScaledDotProductAttention (causal + padding)",
+                    "LayerNorm", "Residual (pre-LN, x and memory)", "CrossEntropyLoss (smoothing 0.1, ignore pad)",
+                    "Embedding + TiedOutput (one shared weight)", "GRU (h0, padding mask)"]
+
+
+@pytest.mark.parametrize("layer", ON_DEVICE_CHECKS)
+def test_the_float64_gradient_check_runs_on_the_device_with_numpys_verdicts(layer):
+    """A sample of the catalogue (one case per kind of layer: the whole catalogue on the stand-in costs
+    minutes; benchmarks/gpu_run.sh runs all of it on a GPU with ``gradcheck --backend cupy``)."""
+    from transformer_np.checks import run_case
+
+    (case,) = [c for c in CASES if c.layer == layer]
+    device, host = run_case(case, backend="strict"), run_case(case)
+    assert [r.what for r in device] == [r.what for r in host]
+    for d, h in zip(device, host):
+        assert d.passed and d.verdict == h.verdict, (layer, d.what, d.verdict, h.verdict)
+        assert d.max_rel_error == pytest.approx(h.max_rel_error, rel=1e-6, abs=1e-15)
+
+
+def test_gradcheck_on_cupy_without_a_gpu_is_one_line_and_exit_2(capsys):
+    from transformer_np.__main__ import main
+
+    if backend.cupy_available():
+        pytest.skip("this machine has CuPy and a GPU: the refusal cannot be seen here")
+    assert main(["gradcheck", "--backend", "cupy", "--only", "lin"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--backend cupy" in err and 'pip install -e ".[gpu]"' in err, err
+
+
+def test_attention_maps_and_token_labels_of_a_model_on_the_device():
+    pytest.importorskip("matplotlib")
+    from transformer_np import viz
+
+    ids, _ = gpt_batch()
+    maps = {}
+    for name in BACKENDS:
+        model = small_gpt(name).eval()
+        model.forward(move(ids, name))
+        maps[name] = viz.attention_maps(model)["self"]
+        assert viz.token_labels(move(ids[0], name)) == viz.token_labels(ids[0])
+        fig = viz.plot_model_attention(model, viz.token_labels(move(ids[0], name)))
+        assert len(fig.axes) >= model.n_layers * model.n_heads
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    for device, host in zip(maps["strict"], maps["numpy"]):
+        assert isinstance(device, np.ndarray)
+        np.testing.assert_allclose(device, host, rtol=1e-12)
+
+
+def test_host_synchronisations_per_step_stay_few():
+    """float()/int()/bool() of a device value waits for the GPU. A training step synchronises for its
+    loss and gradient norm (the Trainer records both as Python floats) and once per id check; a
+    generated token for its id check and the two logits checks. A check added to every layer would
+    multiply these counts: this test would catch it."""
+    trainer_on("strict", 1)  # warm up, nothing to count yet
+    before = strict.host_syncs["count"]
+    trainer = trainer_on("strict", 3)
+    per_step = (strict.host_syncs["count"] - before) / 3
+    assert len(trainer.history["loss"]) == 3 and per_step <= 6, per_step  # 5 today: loss and norm, ids checked by GPT, Embedding and the loss
+    model = small_gpt("strict").eval()
+    before = strict.host_syncs["count"]
+    generate(model, strict.asarray(np.array([[1, 2, 3]])), 8, rng=np.random.default_rng(0))
+    per_token = (strict.host_syncs["count"] - before) / 8
+    assert per_token <= 4, per_token  # 3 today: the ids checked by GPT and its Embedding, the logits once
