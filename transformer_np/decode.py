@@ -134,7 +134,8 @@ def greedy_decode(model, src, src_mask, max_len, bos, eos=None, pad=PAD, use_cac
     with eval_mode(model):
         step = Seq2SeqStepper(model, src, src_mask, use_cache)
         for t in range(1, max_len + 1):
-            next_ids = to_backend(step(out[:, :t]).argmax(axis=-1), backend_name(out)).astype(src.dtype)  # src's backend
+            next_ids = step(out[:, :t]).argmax(axis=-1)  # on the model's backend ...
+            next_ids = to_backend(next_ids, backend_name(out)).astype(src.dtype)  # ... moved to src's
             out[:, t] = xp.where(done, pad, next_ids)
             if eos is not None:
                 done |= next_ids == eos

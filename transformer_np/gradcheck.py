@@ -192,7 +192,8 @@ def check_function(forward, backward, *inputs, params=None, names=None, seed=0, 
     for name, p in params.items():
         numeric = numerical_gradient(output, p.data, G, eps)
         raw = to_numpy(p.grad).copy()
-        p.grad -= to_backend(prefill[name], backend_name(p.grad))  # leave .grad holding backward's own contribution, as before the check
+        # leave .grad holding backward's own contribution, as before the check
+        p.grad -= to_backend(prefill[name], backend_name(p.grad))
         result = _result(name, raw - prefill[name], numeric, tol, zero_floor)
         if not result.passed and _result(name, raw, numeric, tol, zero_floor).passed:
             result = GradResult(name, result.max_rel_error, result.max_abs_error, tol, zero_floor, False, True)
