@@ -4,7 +4,7 @@ CI has no GPU, so the CuPy backend cannot run there. Code that works on NumPy ca
 on CuPy in a few well-known ways; this module makes those ways fail on the CPU too:
 
     import strict_backend as strict
-    backend.register_backend("strict", strict, strict.StrictArray)   # tests/conftest.py does it
+    backend.register_backend("strict", strict, strict.StrictArray)   # test_strict_backend.py does it
     model.to("strict")          # every parameter becomes a StrictArray
     model.forward(strict.asarray(ids))
 
@@ -19,8 +19,10 @@ What it imitates (each a TypeError, as CuPy raises one):
   operand of its functions (only ``asarray``/``array`` take host data), and NumPy scalars
   (``np.float32(2)``) and Python numbers are accepted, as there.
 - Reductions and integer indexing give 0-d arrays, not NumPy scalars (``x.sum()``, ``x[0, 1]``),
-  as CuPy's do. ``float(x)``, ``int(x)``, ``bool(x)`` work on a 0-d array (a device
-  synchronisation on a GPU; counted in ``host_syncs``) and raise on anything larger.
+  as CuPy's do. ``float(x)``, ``int(x)``, ``bool(x)``, ``operator.index(x)`` and ``x.item()`` work
+  on a 0-d array (a device synchronisation on a GPU; counted in ``host_syncs``) and raise on
+  anything larger (``bool`` of a larger array raises NumPy's "ambiguous" error). ``x.tolist()``
+  is an explicit copy, as in CuPy.
 - Lists and tuples are refused as operands of element-wise functions (``strict.exp([1.0])``), as
   CuPy's ufuncs refuse them.
 - ``strict.random.default_rng`` gives a generator whose draws are StrictArrays.
@@ -30,7 +32,9 @@ Stricter than CuPy, on purpose:
   CuPy implements ``__array_function__``/``__array_ufunc__`` and so runs the NumPy functions it
   also has; relying on that dispatch is fragile (a function CuPy lacks, a NumPy-only argument)
   and the library's rule is ``xp = get_array_module(x)``, so the stand-in enforces the rule.
-- Writing a NumPy array into a StrictArray (``x[...] = numpy_array``) raises; move it first.
+- Writing a NumPy array into a StrictArray (``x[...] = numpy_array``) raises; move it first
+  (CuPy may copy it to the device silently).
+- Attributes cannot be set (``x.shape = ...``; use ``reshape``).
 
 What it cannot imitate:
 - Speed, memory and asynchrony: everything runs on the CPU, synchronously, in host memory.
