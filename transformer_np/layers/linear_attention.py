@@ -137,8 +137,8 @@ class PerformerAttention(KernelAttention):
         rng = np.random.default_rng(check_int(seed, "seed", low=0))
         blocks = []
         for _ in range(-(-self.n_features // self.d_head)):
-            q, _ = np.linalg.qr(rng.standard_normal((self.d_head, self.d_head)))  # orthonormal columns
-            blocks.append(q.T)
+            q, r = np.linalg.qr(rng.standard_normal((self.d_head, self.d_head)))  # orthonormal columns
+            blocks.append((q * np.sign(np.diag(r))).T)  # signs fixed so that the directions are uniform
         W = np.concatenate(blocks)[: self.n_features]  # (m, Dh): orthonormal rows within a block (fav.2)
         norms = np.sqrt((rng.standard_normal((self.n_features, self.d_head)) ** 2).sum(axis=1))  # chi(Dh) lengths
         self.W = W * norms[:, None]  # (m, Dh): each row distributed as a standard normal vector (fav.2)
