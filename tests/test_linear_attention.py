@@ -155,3 +155,21 @@ def test_performer_refuses_another_head_width():
     Q, K, V = _inputs(np.random.default_rng(0), 3, 3)
     with pytest.raises(ValueError, match=r"expected heads of width d_head=7, received 5"):
         PerformerAttention(7, 4).forward(Q, K, V)
+
+
+@pytest.mark.parametrize("make", [lambda c: LinearAttention(causal=c), lambda c: PerformerAttention(DH, 8, causal=c)])
+def test_the_causal_flag_equals_the_causal_mask(make):
+    rng = np.random.default_rng(7)
+    Q, K, V = _inputs(rng, 4, 7)
+    pad = padding_mask_from_lengths(np.array([7, 5, 2]), 7)
+    flag, masked = make(True), make(False)
+    O = flag.forward(Q, K, V, mask=pad)
+    O_ref = masked.forward(Q, K, V, mask=combine_masks(pad, causal_mask(4, offset=3)))
+    assert np.abs(O - O_ref).max() < 1e-12
+    dO = rng.standard_normal(O.shape)
+    for g, g_ref in zip(flag.backward(dO), masked.backward(dO)):
+        assert np.abs(g - g_ref).max() < 1e-12
+    with pytest.raises(ValueError, match=r"causal: expected Tq <= Tk .* received Tq=7, Tk=4"):
+        make(True).forward(*_inputs(rng, 7, 4))
+    with pytest.raises(TypeError, match=r"causal: expected True or False, received 1"):
+        make(1)

@@ -34,6 +34,7 @@ class KernelAttention(Module):
     """
 
     attn_weights = None
+    causal = False  # True: the causal rule without a mask array (query i sees keys 0 .. i + Tk - Tq)
 
     def forward(self, Q, K, V, mask=None):
         """O = phi(Q) S / (phi(Q) z) (lat.2), (lat.3); causal by prefix sums (lat.4).
@@ -45,6 +46,10 @@ class KernelAttention(Module):
         """
         ScaledDotProductAttention._check_inputs(Q, K, V, mask)
         keys, causal = key_selection(mask, Q.shape[2], K.shape[2])
+        causal = causal or self.causal
+        if causal and Q.shape[2] > K.shape[2]:
+            raise ValueError(f"{type(self).__name__}: causal: expected Tq <= Tk (the queries are the last Tq of the "
+                             f"Tk positions), received Tq={Q.shape[2]}, Tk={K.shape[2]}")
         xp = get_array_module(Q)
         B, H, Tq, Dh = Q.shape
         Hkv, Tk = K.shape[1], K.shape[2]
@@ -103,7 +108,11 @@ class KernelAttention(Module):
 
 
 class LinearAttention(KernelAttention):
-    """Kernelised attention with phi(x) = elu(x) + 1 (lat.1), positive everywhere; no parameters."""
+    """Kernelised attention with phi(x) = elu(x) + 1 (lat.1), positive everywhere; no parameters.
+    ``causal=True`` applies the causal rule with no mask array (a mask may still select keys)."""
+
+    def __init__(self, *, causal=False):
+        self.causal = _check_bool(causal, "causal")
 
     def features(self, X, keys):
         """phi(X) = elu(X) + 1 = X + 1 where X > 0, e^X elsewhere (lat.1). X: (..., T, Dh) -> (..., T, Dh)."""
@@ -123,15 +132,16 @@ class PerformerAttention(KernelAttention):
     random features W (m, Dh) drawn once, orthogonal in blocks of Dh (fav.2); E[phi(q) . phi(k)]
     = exp(q . k / sqrt(Dh)), softmax attention's kernel. No parameters.
 
-    ``seed`` fixes W (default 0), so a model rebuilt from its configuration, e.g. from a
+    ``causal=True`` as for LinearAttention. ``seed`` fixes W (default 0), so a model rebuilt from its configuration, e.g. from a
     checkpoint, has the same features. A constant subtracted in the exponent for numerical
     safety (per query row, and per batch element and head over all keys) cancels between the
     numerator and the denominator of (lat.3): the output and its gradient do not depend on it.
     """
 
-    def __init__(self, d_head, n_features=64, *, seed=0):
+    def __init__(self, d_head, n_features=64, *, seed=0, causal=False):
         import numpy as np  # the features are drawn once, on the CPU, then moved to the input's backend
 
+        self.causal = _check_bool(causal, "causal")
         self.d_head = check_int(d_head, "d_head")
         self.n_features = check_int(n_features, "n_features")
         rng = np.random.default_rng(check_int(seed, "seed", low=0))
@@ -184,6 +194,12 @@ def key_selection(mask, Tq, Tk):
         f"mask or both ANDed (Tq={Tq}, Tk={Tk}), received a mask of shape {tuple(mask.shape)} that is none of "
         "these (the keys are summed once for all queries, so other (query, key) patterns cannot be hidden)"
     )
+
+
+def _check_bool(value, name):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected True or False, received {value!r}")
+    return value
 
 
 def _grouped(keys, Hkv):
