@@ -142,3 +142,19 @@ def test_the_encoder_decoder_default_dropout_is_refused_with_a_non_standard_kind
         TransformerConfig(src_vocab=5, tgt_vocab=5, attention="performer")
     config = TransformerConfig(src_vocab=5, tgt_vocab=5, attention="performer", dropout=0.0)
     assert dataclasses.replace(config, attention="standard").attention == "standard"
+
+
+@pytest.mark.parametrize("kind", ["performer", "window"])
+def test_a_checkpoint_rebuilds_the_same_model(kind, tmp_path):
+    """The Performer's random features come from a fixed seed, not from the model's generator:
+    a model rebuilt from the saved configuration, with another generator, computes the same logits."""
+    from transformer_np.checkpoint import load_checkpoint, save_checkpoint
+
+    model = GPT(_gpt_config(kind), rng=np.random.default_rng(7), dtype=np.float64).eval()
+    path = tmp_path / "model.npz"
+    save_checkpoint(path, model)
+    rebuilt = GPT(GPTConfig.from_dict(model.config.to_dict()), rng=np.random.default_rng(99), dtype=np.float64).eval()
+    load_checkpoint(path, rebuilt)  # refuses a model built for another configuration
+    idx = np.random.default_rng(8).integers(0, 11, size=(2, 10))
+    assert rebuilt.config == model.config
+    assert np.abs(rebuilt.forward(idx) - model.forward(idx)).max() == 0
