@@ -20,6 +20,7 @@ machine is shared). About 3 minutes on the project's 2-core machine with the def
 standard path at T = 4096 needs about 1 GB).
 
     python benchmarks/attention_memory.py [--lengths 256,512,1024,2048,4096] [--batch 1] [--heads 2] [--d-head 32]
+                                          [--plot benchmarks/attention_memory.png]
 """
 
 import argparse
@@ -79,6 +80,7 @@ def main(argv=None):
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--d-head", type=int, default=32)
     parser.add_argument("--kinds", default="standard,tiled,window,linear,performer")
+    parser.add_argument("--plot", default=None, help="also save a log-log plot of the peaks to this PNG")
     args = parser.parse_args(argv)
     lengths = [int(n) for n in args.lengths.split(",")]
     kinds = args.kinds.split(",")
@@ -99,6 +101,29 @@ def main(argv=None):
         a, b = lengths[-2], lengths[-1]
         print(f"\ngrowth of the peak from T={a} to T={b} ({b / a:g}x longer): "
               + ", ".join(f"{k} {results[k, b][0] / results[k, a][0]:.2f}x" for k in kinds))
+
+    if args.plot:
+        save_plot(results, kinds, lengths, args.plot)
+
+
+def save_plot(results, kinds, lengths, path):
+    """Peak MiB against T on log-log axes, with the slopes 1 and 2 for reference."""
+    from transformer_np.viz import new_figure
+
+    fig = new_figure((6, 4.5))
+    ax = fig.subplots()
+    for kind in kinds:
+        ax.loglog(lengths, [results[kind, T][0] / 2**20 for T in lengths], "o-", label=kind)
+    first = results[kinds[0], lengths[0]][0] / 2**20
+    ax.loglog(lengths, [first * (T / lengths[0]) ** 2 for T in lengths], "k:", label="slope 2 (T^2)")
+    ax.loglog(lengths, [first * T / lengths[0] for T in lengths], "k--", label="slope 1 (T)")
+    ax.set_xticks(lengths, [str(T) for T in lengths])
+    ax.tick_params(axis="x", which="minor", labelbottom=False)
+    ax.set_xlabel("T")
+    ax.set_ylabel("peak MiB, one forward + backward")
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=100)
+    print(f"\nsaved {path}")
 
 
 if __name__ == "__main__":
