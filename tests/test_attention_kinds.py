@@ -158,3 +158,12 @@ def test_a_checkpoint_rebuilds_the_same_model(kind, tmp_path):
     idx = np.random.default_rng(8).integers(0, 11, size=(2, 10))
     assert rebuilt.config == model.config
     assert np.abs(rebuilt.forward(idx) - model.forward(idx)).max() == 0
+
+
+def test_plotting_the_weights_of_a_kind_that_never_forms_them_says_so():
+    from transformer_np.viz_maps import attention_maps
+
+    model = GPT(_gpt_config("tiled"), rng=np.random.default_rng(0), dtype=np.float64).eval()
+    model.forward(np.zeros((1, 4), dtype=int))
+    with pytest.raises(ValueError, match=r"never form the weights: plot a model with attention='standard'"):
+        attention_maps(model)
