@@ -11,7 +11,7 @@ counted). All are causal: the tiled and linear layers take ``causal=True`` and n
     kind        what it keeps                             expected growth
     standard    S, P (B, H, T, T) and the backward's dP, dS    T^2
     tiled       O, log-sum-exp, one tile of scores             T
-    window      each query block's P, (block, block + 2w - 2)  T w
+    window      each query block's P, (block, block + w - 1)   T w
     linear      prefix sums phi(K)^T V, (B, H, T, F, Dv)      T F Dv
     performer   the same with F = the number of features      T m Dv
 

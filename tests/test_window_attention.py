@@ -68,8 +68,8 @@ def test_banded_memory_is_linear_in_T():
     layer.forward(Q, K, V, mask=causal_mask(T))
     blocks = layer._cache[0]
     stored = sum(core._cache[3].size for *_, core in blocks)  # every block's P
-    assert stored <= B * H * T * (b + 2 * w - 2) < B * H * T * T / 4
-    assert all(core._cache[3].shape[-1] <= b + 2 * w - 2 for *_, core in blocks)
+    assert stored <= B * H * T * (b + w - 1) < B * H * T * T / 8
+    assert all(core._cache[3].shape[-1] <= b + w - 1 for *_, core in blocks)  # causal: the future half trimmed
     assert layer.attn_weights is None
 
 
@@ -155,3 +155,16 @@ def test_other_bad_input():
     with pytest.raises(ValueError, match=r"expected the queries to be the last Tq of the n positions, Tq <= n, "
                                          r"received Tq=6, n=4"):
         SlidingWindowAttention(2).forward(Q, K, V)
+
+
+def test_beam_search_reorders_the_rolling_cache():
+    """select(rows) on every RollingKVCache: cached beam search equals uncached beam search."""
+    from transformer_np.beam import beam_search
+
+    model = Transformer(src_vocab=9, tgt_vocab=9, d_model=12, n_heads=3, n_layers=2, d_ff=20, dropout=0.0,
+                        attention="window", window=2, tile=3, rng=np.random.default_rng(1), dtype=np.float64).eval()
+    src = np.random.default_rng(2).integers(3, 9, size=(2, 6))
+    src_mask = padding_mask_from_lengths(np.array([6, 4]), 6)
+    cached = beam_search(model, src, src_mask, 3, 10, 1, 2, use_cache=True)
+    uncached = beam_search(model, src, src_mask, 3, 10, 1, 2, use_cache=False)
+    assert np.array_equal(cached[0], uncached[0]) and np.abs(cached[1] - uncached[1]).max() < 1e-10

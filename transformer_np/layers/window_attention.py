@@ -3,7 +3,8 @@ Derivation: notes/window.md.
 
     SlidingWindowAttention(window)            the window as a mask on the standard path: O(T^2)
     SlidingWindowAttention(window, block=b)   the banded computation: query blocks of b rows, each
-                                              against the b + 2 window - 2 keys it can see: O(T w)
+                                              against the (at most) b + 2 window - 2 keys it can
+                                              see, b + window - 1 under a causal mask: O(T w)
     RollingKVCache                            the KV cache of a windowed decoder: the last
                                               ``window`` positions only, memory bounded by w
 
@@ -54,7 +55,8 @@ class SlidingWindowAttention(Module):
 
         Q: (B, H, Tq, Dh), K: (B, Hkv, Tk, Dh), V: (B, Hkv, Tk, Dv) -> O: (B, H, Tq, Dv).
         mask: None or boolean, broadcastable to (B, H, Tq, n) with n >= Tk positions in all.
-        Caches, banded: each query block's ScaledDotProductAttention (its P is (B, H, b, <= b + 2w - 2)).
+        Caches, banded: each query block's ScaledDotProductAttention (its P is (B, H, b, <= b + 2w - 2),
+        <= b + w - 1 under a causal mask: the band is trimmed to the columns the mask leaves visible).
         """
         n = self._check_inputs(Q, K, V, mask)
         xp = get_array_module(Q)
@@ -70,6 +72,8 @@ class SlidingWindowAttention(Module):
         for q0 in range(0, Tq, self.block):
             q1 = min(q0 + self.block, Tq)
             k0, k1 = self._band(q0, q1, n, Tq, Tk)  # (win.2): the keys the block can see
+            if mask is not None and k0 < k1:
+                k0, k1 = _trimmed(_tile(mask, q0, q1, k0, k1), k0, k1)  # the mask's hidden columns: not computed
             if k0 >= k1:
                 continue
             window = self._window_mask(xp, n - Tq, q0, q1, n - Tk, k0, k1)  # (1, 1, b, k)  (win.1)
@@ -179,6 +183,17 @@ class RollingKVCache(SelfAttentionCache):
     def select(self, rows):
         """Keep batch rows ``rows`` (already checked), in that order."""
         self._k, self._v = self._k[rows], self._v[rows]
+
+
+def _trimmed(mask_tile, k0, k1):
+    """[k0, k1) narrowed to its first .. last column the mask tile leaves visible to some query
+    (under a causal mask, the band's future half); empty when it hides every column."""
+    if mask_tile.shape[3] == 1:
+        return (k0, k1) if bool(mask_tile.any()) else (k0, k0)
+    visible = get_array_module(mask_tile).flatnonzero(mask_tile.any(axis=(0, 1, 2)))
+    if visible.size == 0:
+        return k0, k0
+    return k0 + int(visible[0]), k0 + int(visible[-1]) + 1
 
 
 def _tile(mask, q0, q1, k0, k1):
