@@ -37,14 +37,40 @@ def elu1(x):
 
 @pytest.mark.parametrize("masks", ["none", "padding", "causal", "causal + padding"])
 @pytest.mark.parametrize("Tq, Tk, n_kv", [(7, 7, 4), (4, 9, 2), (9, 9, 1)])
-def test_elu_features_equal_the_quadratic_definition(masks, Tq, Tk, n_kv):
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_elu_features_equal_the_quadratic_definition(masks, Tq, Tk, n_kv, chunk):
     rng = np.random.default_rng(Tq * 10 + Tk)
     Q, K, V = _inputs(rng, Tq, Tk, n_kv)
     pad = padding_mask_from_lengths(np.array([Tk, 3, 0]), Tk)
     causal = causal_mask(Tq, offset=Tk - Tq)
     mask = {"none": None, "padding": pad, "causal": causal, "causal + padding": combine_masks(pad, causal)}[masks]
-    O = LinearAttention().forward(Q, K, V, mask=mask)
+    O = LinearAttention(chunk=chunk).forward(Q, K, V, mask=mask)
     assert np.abs(O - quadratic(elu1, Q, K, V, mask)).max() < 1e-12
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 100])
+def test_the_chunked_causal_form_equals_one_chunk_forward_and_backward(chunk):
+    """(lat.10) splits the prefix sums (lat.4) at chunk starts: any chunk size, the same numbers."""
+    rng = np.random.default_rng(chunk)
+    Q, K, V = _inputs(rng, 11, 13, n_kv=2)
+    mask = combine_masks(padding_mask_from_lengths(np.array([13, 9, 4]), 13), causal_mask(11, offset=2))
+    for make in (lambda c: LinearAttention(chunk=c), lambda c: PerformerAttention(DH, 6, chunk=c)):
+        layer, whole = make(chunk), make(11)
+        O, O_ref = layer.forward(Q, K, V, mask=mask), whole.forward(Q, K, V, mask=mask)
+        assert np.abs(O - O_ref).max() < 1e-12
+        dO = rng.standard_normal(O.shape)
+        for g, g_ref in zip(layer.backward(dO), whole.backward(dO)):
+            assert np.abs(g - g_ref).max() < 1e-12
+
+
+def test_the_chunked_form_keeps_the_sums_at_chunk_starts_only():
+    rng = np.random.default_rng(9)
+    T, chunk = 64, 8
+    Q, K, V = _inputs(rng, T, T)
+    layer = LinearAttention(causal=True, chunk=chunk)
+    layer.forward(Q, K, V)
+    S_starts = layer._cache[6]
+    assert len(S_starts) == T // chunk and S_starts[0].shape[-2:] == (DH, DV)  # not T of them
 
 
 def test_a_query_with_no_visible_key_gives_zeros_and_zero_gradient():
@@ -143,6 +169,14 @@ def test_key_selection_reads_the_masks_the_models_build():
     assert causal and np.array_equal(keys, pad)
     keys, causal = key_selection(np.broadcast_to(pad, (3, 1, 6, 6)), 6, 6)
     assert not causal and np.array_equal(keys, pad)
+
+
+@pytest.mark.parametrize("chunk", [0, -4, 1.5])
+def test_a_chunk_below_one_is_refused(chunk):
+    with pytest.raises(ValueError, match=r"chunk: expected an integer >= 1, received"):
+        LinearAttention(chunk=chunk)
+    with pytest.raises(ValueError, match=r"chunk: expected an integer >= 1, received"):
+        PerformerAttention(DH, 4, chunk=chunk)
 
 
 @pytest.mark.parametrize("m", [0, -1, 2.0])

@@ -58,7 +58,7 @@ def _linear(causal):
         mask = padding_mask_from_lengths(np.array([Tk, 4, 0]), Tk)  # batch element 2 sees no key
         if causal:
             mask = combine_masks(mask, causal_mask(Tq, offset=Tk - Tq))
-        return LinearAttention(), _qkv(rng, dtype, Tq, Tk, n_kv=2), {"mask": mask}
+        return LinearAttention(chunk=2), _qkv(rng, dtype, Tq, Tk, n_kv=2), {"mask": mask}  # chunks of 2 (lat.10)
 
     return build
 
@@ -69,7 +69,7 @@ def _performer(causal):
         mask = padding_mask_from_lengths(np.array([T, 4, 2]), T)
         if causal:
             mask = combine_masks(mask, causal_mask(T))
-        return PerformerAttention(DH, 11), _qkv(rng, dtype, T, T), {"mask": mask}
+        return PerformerAttention(DH, 11, chunk=4), _qkv(rng, dtype, T, T), {"mask": mask}
 
     return build
 
@@ -89,10 +89,10 @@ CASES = [
              _window_bidirectional, {"Q": ("win.3",), "K": ("win.4",), "V": ("win.4",)}, names=("Q", "K", "V")),
     GradCase("LinearAttention (elu + 1, padding, a sequence with no key)", _linear(causal=False),
              _LINEAR_LABELS, names=("Q", "K", "V")),
-    GradCase("LinearAttention (elu + 1, causal prefix sums, Tq 5 < Tk 7, padding)", _linear(causal=True),
+    GradCase("LinearAttention (elu + 1, causal prefix sums in chunks of 2, Tq 5 < Tk 7, padding)", _linear(causal=True),
              _LINEAR_LABELS, names=("Q", "K", "V")),
     GradCase("PerformerAttention (11 features, padding)", _performer(causal=False), _PERFORMER_LABELS,
              names=("Q", "K", "V")),
-    GradCase("PerformerAttention (11 features, causal + padding)", _performer(causal=True), _PERFORMER_LABELS,
+    GradCase("PerformerAttention (11 features, causal + padding, chunks of 4)", _performer(causal=True), _PERFORMER_LABELS,
              names=("Q", "K", "V")),
 ]
