@@ -12,8 +12,8 @@ counted). All are causal: the tiled and linear layers take ``causal=True`` and n
     standard    S, P (B, H, T, T) and the backward's dP, dS    T^2
     tiled       O, log-sum-exp, one tile of scores             T
     window      each query block's P, (block, block + w - 1)   T w
-    linear      prefix sums phi(K)^T V, (B, H, T, F, Dv)      T F Dv
-    performer   the same with F = the number of features      T m Dv
+    linear      phi(Q), phi(K) and phi(K)^T V at chunk starts  T F + T F Dv / chunk
+    performer   the same with F = the number of features      T m + T m Dv / chunk
 
 Prints a Markdown table for benchmarks/RESULTS.md. OPENBLAS_NUM_THREADS=1 is set here (the
 machine is shared). About 3 minutes on the project's 2-core machine with the defaults (the
