@@ -20,7 +20,7 @@ zero gradient.
 
 import math
 
-from ..backend import get_array_module
+from ..backend import get_array_module, get_backend
 from ..module import Module
 from ..validate import check_int
 from .attention import ScaledDotProductAttention
@@ -174,15 +174,15 @@ class PerformerAttention(KernelAttention):
     random features W (m, Dh) drawn once, orthogonal in blocks of Dh (fav.2); E[phi(q) . phi(k)]
     = exp(q . k / sqrt(Dh)), softmax attention's kernel. No parameters.
 
-    ``causal``, ``chunk`` as for LinearAttention. ``seed`` fixes W (default 0), so a model rebuilt from its configuration, e.g. from a
-    checkpoint, has the same features. A constant subtracted in the exponent for numerical
+    ``causal``, ``chunk`` as for LinearAttention. ``seed`` fixes W (default 0), drawn once with
+    NumPy and moved to the input's backend at each forward, so a model rebuilt from its
+    configuration, e.g. from a checkpoint, has the same features. A constant subtracted in the exponent for numerical
     safety (per query row, and per batch element and head over all keys) cancels between the
     numerator and the denominator of (lat.3): the output and its gradient do not depend on it.
     """
 
     def __init__(self, d_head, n_features=64, *, seed=0, causal=False, chunk=64):
-        import numpy as np  # the features are drawn once, on the CPU, then moved to the input's backend
-
+        np = get_backend("numpy")  # the features are drawn once, on the CPU
         self.causal = _check_bool(causal, "causal")
         self.chunk = check_int(chunk, "chunk")
         self.d_head = check_int(d_head, "d_head")
