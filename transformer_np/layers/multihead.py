@@ -34,12 +34,13 @@ class MultiHeadAttention(Module):
     in the decoder attending to the encoder output).
 
     ``dropout`` drops attention weights inside the attention (the paper's reference code does
-    this); the dropout on the layer's output is the residual wrapper's job.
+    this); the dropout on the layer's output is the residual wrapper's job. ``attn_weights`` is
+    the last softmax P, (B, H, Tq, Tk), before dropout, for plotting heatmaps.
+
     ``attention``: the core that attends with the heads, a Module with ``forward(Q, K, V, mask)``
     and ``backward(dO)`` (None: ScaledDotProductAttention(dropout)); the other kinds
     (TiledAttention, SlidingWindowAttention, LinearAttention, PerformerAttention) are in
-    notes/flash.md, notes/window.md and notes/linear_attention.md. ``attn_weights`` is
-    the last softmax P, (B, H, Tq, Tk), before dropout, for plotting heatmaps.
+    notes/flash.md, notes/window.md and notes/linear_attention.md; their ``attn_weights`` is None.
 
     Incremental decoding (notes/decoding.md) is the same forward with a ``cache``: a
     SelfAttentionCache (``self_cache(B, max_len)``) receives the new tokens' K, V and the
