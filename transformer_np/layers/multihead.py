@@ -40,7 +40,8 @@ class MultiHeadAttention(Module):
     ``attention``: the core that attends with the heads, a Module with ``forward(Q, K, V, mask)``
     and ``backward(dO)`` (None: ScaledDotProductAttention(dropout)); the other kinds
     (TiledAttention, SlidingWindowAttention, LinearAttention, PerformerAttention) are in
-    notes/flash.md, notes/window.md and notes/linear_attention.md; their ``attn_weights`` is None.
+    notes/flash.md, notes/window.md and notes/linear_attention.md (``attn_weights`` is None for those
+    that never form P).
 
     Incremental decoding (notes/decoding.md) is the same forward with a ``cache``: a
     SelfAttentionCache (``self_cache(B, max_len)``) receives the new tokens' K, V and the

@@ -108,11 +108,12 @@ def flops_per_token(config, T, source_length=None, include_logits=False):
     Encoder-decoder (``source_length`` = S): the same convention applied to what each weight
     touches (count.12): the encoder's weights act on S positions, the decoder's on T, except the
     cross-attention key and value projections, which act on the S memory positions; score
-    terms 12 L d (S^2 + T^2 + T S). Every ``config.attention`` kind is counted as the standard
-    path (an upper bound for "window", which scores T w pairs, and for "tiled" under a causal
-    mask, which skips the tiles in the future; "linear" and "performer" differ, notes/linear_attention.md).
-    Embeddings are left out, and so is the output matrix unless
+    terms 12 L d (S^2 + T^2 + T S). Embeddings are left out, and so is the output matrix unless
     ``include_logits`` (6 d V per target token). Element-wise work is not counted.
+
+    Every ``config.attention`` kind is counted as the standard path (an upper bound for "window",
+    which scores T w pairs, and for "tiled" under a causal mask, which skips the tiles in the
+    future; "linear" and "performer" differ, notes/linear_attention.md).
     """
     c, L, d = config, config.n_layers, config.d_model
     if isinstance(c, GPTConfig):
