@@ -191,3 +191,28 @@ def test_the_sinusoid_dot_product_depends_on_the_distance_only_for_even_d_and_is
     odd = sinusoidal_table(20, 7)
     assert abs(odd[0] @ odd[5] - odd[10] @ odd[15]) > 1e-5  # odd D: the unpaired sine column depends on p
     assert round(odd[0] @ odd[5], 5) == 2.21928 and round(odd[10] @ odd[15], 5) == 2.21930
+
+
+# -- with the other attention kinds (issue 13): RoPE rotates before any core; a bias needs the standard one
+@pytest.mark.parametrize("attention, extra", [("tiled", {"tile": 3}), ("window", {"window": 4, "tile": 3}),
+                                               ("linear", {}), ("performer", {"features": 16})])
+def test_rope_with_every_attention_kind_decodes_with_the_cache_as_without(attention, extra):
+    gpt = _gpt("rope", attention=attention, **extra)
+    assert gpt.blocks[0].attn.sublayer.rope_q is not None
+    idx = np.random.default_rng(4).integers(0, 13, size=(2, 8))
+    whole = gpt.forward(idx)
+    cache = gpt.new_cache(2)
+    steps = [gpt.forward(idx[:, :3], cache=cache)] + [gpt.forward(idx[:, t:t + 1], cache=cache) for t in range(3, 8)]
+    assert np.abs(np.concatenate(steps, axis=1) - whole).max() < 1e-10
+
+
+@pytest.mark.parametrize("positions", ["alibi", "t5"])
+def test_a_score_bias_with_another_attention_kind_is_refused(positions):
+    with pytest.raises(ValueError, match=rf"positions='{positions}' adds a bias to the scores, .*expected "
+                                         r"attention='standard', received attention='linear'"):
+        GPTConfig(**GPT_SIZES, positions=positions, attention="linear")
+    from transformer_np.layers.linear_attention import LinearAttention
+    from transformer_np.layers.multihead import MultiHeadAttention
+
+    with pytest.raises(ValueError, match=r"score_bias: expected the standard attention core .*received LinearAttention"):
+        MultiHeadAttention(8, 2, attention=LinearAttention(), score_bias=ALiBi(2))

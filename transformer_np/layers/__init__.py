@@ -9,6 +9,7 @@ from .feedforward import PositionwiseFeedForward
 from .gru import GRU
 from .kv_cache import CrossAttentionCache, KVCache, SelfAttentionCache
 from .linear import Linear
+from .linear_attention import LinearAttention, PerformerAttention
 from .masks import (
     causal_mask,
     check_mask,
@@ -16,6 +17,7 @@ from .masks import (
     mask_bias,
     padding_mask_from_ids,
     padding_mask_from_lengths,
+    sliding_window_mask,
 )
 from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .norm import LayerNorm
@@ -24,6 +26,8 @@ from .residual import Residual
 from .rotary import RotaryEmbedding
 from .t5_bias import T5RelativeBias
 from .tied import TiedOutput
+from .tiled_attention import TiledAttention
+from .window_attention import RollingKVCache, SlidingWindowAttention
 
 __all__ = [
     "Linear",
@@ -54,6 +58,12 @@ __all__ = [
     "KVCache",
     "SelfAttentionCache",
     "CrossAttentionCache",
+    "TiledAttention",
+    "SlidingWindowAttention",
+    "RollingKVCache",
+    "sliding_window_mask",
+    "LinearAttention",
+    "PerformerAttention",
     "RotaryEmbedding",
     "ALiBi",
     "alibi_slopes",

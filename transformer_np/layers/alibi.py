@@ -59,10 +59,12 @@ class ALiBi(Module):
         Tq, Tk = check_int(Tq, "Tq"), check_int(Tk, "Tk")
         if Tq > Tk:
             raise ValueError(f"ALiBi: expected at most as many queries as keys, received Tq={Tq}, Tk={Tk}")
-        distance = query_key_distance(Tq, Tk)  # (Tq, Tk)  (bias.3)
+        xp = get_array_module(like)
+        distance = query_key_distance(Tq, Tk)  # (Tq, Tk)  (bias.3), on the host
         distance = np.maximum(distance, 0) if self.causal else np.abs(distance)  # (alibi.2) or (alibi.3)
-        bias = -self.slopes[:, None, None] * distance[None]  # (H, Tq, Tk)  (alibi.2), (alibi.3)
-        bias = get_array_module(like).asarray(bias[None], dtype=like.dtype)  # (1, H, Tq, Tk)
+        distance = xp.asarray(distance, dtype=like.dtype)  # moved to like's backend (a model's .to moves slopes)
+        slopes = xp.asarray(self.slopes, dtype=like.dtype)  # (H,)
+        bias = (-slopes[:, None, None] * distance)[None]  # (1, H, Tq, Tk)  (alibi.2), (alibi.3)
         self.save_for_backward(output=bias)
         return bias
 

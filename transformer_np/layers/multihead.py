@@ -43,6 +43,12 @@ class MultiHeadAttention(Module):
     this); the dropout on the layer's output is the residual wrapper's job. ``attn_weights`` is
     the last softmax P, (B, H, Tq, Tk), before dropout, for plotting heatmaps.
 
+    ``attention``: the core that attends with the heads, a Module with ``forward(Q, K, V, mask)``
+    and ``backward(dO)`` (None: ScaledDotProductAttention(dropout)); the other kinds
+    (TiledAttention, SlidingWindowAttention, LinearAttention, PerformerAttention) are in
+    notes/flash.md, notes/window.md and notes/linear_attention.md (``attn_weights`` is None for those
+    that never form P).
+
     Incremental decoding (notes/decoding.md) is the same forward with a ``cache``: a
     SelfAttentionCache (``self_cache(B, max_len)``) receives the new tokens' K, V and the
     queries attend to every cached position; a CrossAttentionCache (``cross_cache(memory)``,
@@ -56,8 +62,8 @@ class MultiHeadAttention(Module):
     (ALiBi, T5RelativeBias) whose output is added to the scores (bias.1).
     """
 
-    def __init__(self, d_model, n_heads, n_kv_heads=None, *, dropout=0.0, bias=True, rope=None, score_bias=None,
-                 rng=None, dtype=None):
+    def __init__(self, d_model, n_heads, n_kv_heads=None, *, dropout=0.0, bias=True, rng=None, dtype=None,
+                 attention=None, rope=None, score_bias=None):
         d_model, n_heads = check_int(d_model, "d_model"), check_int(n_heads, "n_heads")
         n_kv_heads = n_heads if n_kv_heads is None else check_int(n_kv_heads, "n_kv_heads")
         if d_model % n_heads != 0:
@@ -75,12 +81,18 @@ class MultiHeadAttention(Module):
         self.w_k = Linear(d_model, n_kv_heads * self.d_head, bias, rng=rng, dtype=dtype)  # (gqa.1)
         self.w_v = Linear(d_model, n_kv_heads * self.d_head, bias, rng=rng, dtype=dtype)
         self.w_o = Linear(d_model, d_model, bias, rng=rng, dtype=dtype)
-        self.attention = ScaledDotProductAttention(dropout, rng=rng)
+        self.attention = ScaledDotProductAttention(dropout, rng=rng) if attention is None else attention
+        if attention is not None and dropout:
+            raise ValueError(f"dropout: expected 0 with an attention core given (the core carries its own), "
+                             f"received dropout={dropout!r} and {type(attention).__name__}")
         self.rope_q = None if rope is None else RotaryEmbedding(self.d_head, rope)  # (rope.2) on the queries
         self.rope_k = None if rope is None else RotaryEmbedding(self.d_head, rope)  # (rope.2) on the keys
         if score_bias is not None and getattr(score_bias, "n_heads", n_heads) != n_heads:
             raise ValueError(f"score_bias: expected one built for n_heads={n_heads}, received one for "
                              f"{score_bias.n_heads} heads")
+        if score_bias is not None and not isinstance(self.attention, ScaledDotProductAttention):
+            raise ValueError(f"score_bias: expected the standard attention core (the one that takes a bias on the "
+                             f"scores), received {type(self.attention).__name__}")
         self.score_bias = score_bias
 
     @property
@@ -106,7 +118,10 @@ class MultiHeadAttention(Module):
                 Q = self.rope_q.forward(Q, offset=_start(cache))  # (B, H, Tq, Dh)  (rope.2)
             K, V = self._keys_and_values(x if memory is None else memory, cache)  # (B, Hkv, Tk, Dh)
             bias = None if self.score_bias is None else self.score_bias.forward(Q.shape[2], K.shape[2], like=Q)
-            O = self.attention.forward(Q, K, V, mask=mask, bias=bias)  # (B, H, Tq, Dh)  (mha.3), (bias.1)
+            if bias is None:
+                O = self.attention.forward(Q, K, V, mask=mask)  # (B, H, Tq, Dh)  (mha.3)
+            else:
+                O = self.attention.forward(Q, K, V, mask=mask, bias=bias)  # (B, H, Tq, Dh)  (mha.3), (bias.1)
             y = self.w_o.forward(merge_heads(O))  # (B, Tq, D)  (mha.4), (mha.5)
             self.save_for_backward(memory is not None, output=y)
         return y
@@ -154,6 +169,8 @@ class MultiHeadAttention(Module):
         """An empty SelfAttentionCache for this layer: K, V buffers (B, Hkv, capacity, Dh) in the
         parameters' dtype and backend, at most ``max_len`` positions (gqa.8)."""
         like = self.w_k.weight.data
+        if hasattr(self.attention, "self_cache"):  # a core with a cache of its own (a window keeps w positions)
+            return self.attention.self_cache(batch_size, self.n_kv_heads, self.d_head, max_len, like=like)
         return SelfAttentionCache(batch_size, self.n_kv_heads, self.d_head, max_len, like=like, capacity=capacity)
 
     def cross_cache(self, memory):

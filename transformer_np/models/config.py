@@ -21,10 +21,16 @@ import numbers
 
 from ..layers.alibi import ALiBi
 from ..layers.feedforward import ACTIVATIONS, PositionwiseFeedForward
+from ..layers.linear_attention import LinearAttention, PerformerAttention
 from ..layers.multihead import MultiHeadAttention
 from ..layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from ..layers.residual import NORM_POSITIONS, Residual
 from ..layers.t5_bias import T5RelativeBias
+from ..layers.tiled_attention import TiledAttention
+from ..layers.window_attention import SlidingWindowAttention
+
+# How the heads attend (notes/flash.md, notes/window.md, notes/linear_attention.md).
+ATTENTION_KINDS = ("standard", "tiled", "window", "linear", "performer")
 
 # The position schemes (notes/positional.md, notes/rope.md, notes/score_bias.md): added to the
 # embeddings (learned, sinusoidal), rotating Q and K (rope), a bias on the scores (alibi, t5), none.
@@ -96,6 +102,15 @@ class BlockConfig(ModelConfig):
     positions    where position information enters: "learned" or "sinusoidal" (a table added to
                  the embeddings), "rope" (queries and keys rotated in every self-attention),
                  "alibi" or "t5" (a bias on the self-attention scores), "none"
+    attention    how the heads attend: "standard" (softmax, the (T, T) weights stored),
+                 "tiled" (the same numbers in tiles of ``tile``, O(T) memory, notes/flash.md),
+                 "window" (each query sees the keys within ``window`` positions, banded in
+                 blocks of ``tile``, notes/window.md; cross-attention stays standard), "linear"
+                 (elu + 1 features) or "performer" (``features`` random features approximating
+                 softmax), notes/linear_attention.md. Only "standard" has attention dropout.
+    tile         rows per query and key tile ("tiled"), per query block ("window")
+    window       "window" only: the keys each query sees, |position difference| < window
+    features     "performer" only: the number of random features
 
     An EncoderLayer, DecoderLayer or GPTBlock can be built from one on its own
     (``EncoderLayer(BlockConfig(d_model=24, n_heads=2))``); the model families' configurations
@@ -111,6 +126,10 @@ class BlockConfig(ModelConfig):
     norm: str = "post"
     bias: bool = True
     positions: str = "sinusoidal"
+    attention: str = "standard"
+    tile: int = 64
+    window: int = None
+    features: int = 64
 
     @property
     def d_head(self):
@@ -144,6 +163,26 @@ class BlockConfig(ModelConfig):
                              f"n_heads={self.n_heads}, d_head={self.d_head}")
         if not isinstance(self.bias, bool):
             raise ValueError(f"{type(self).__name__}: expected bias True or False, received {self.bias!r}")
+        self._validate_attention()
+        if self.positions in ("alibi", "t5") and self.attention != "standard":
+            raise ValueError(f"{type(self).__name__}: positions={self.positions!r} adds a bias to the scores, which "
+                             f"only the standard attention takes: expected attention='standard', received "
+                             f"attention={self.attention!r}")
+
+    def _validate_attention(self):
+        """The attention kind and its parameters (notes/flash.md): nothing set that the kind ignores."""
+        name = type(self).__name__
+        choice(self, "attention", ATTENTION_KINDS)
+        positive_int(self, "tile")
+        positive_int(self, "features")
+        if self.attention == "window":
+            positive_int(self, "window")
+        elif self.window is not None:
+            raise ValueError(f"{name}: expected window=None unless attention='window', received window={self.window!r} "
+                             f"with attention={self.attention!r}")
+        if self.attention != "standard" and self.dropout:
+            raise ValueError(f"{name}: attention={self.attention!r} has no dropout on the attention weights (only "
+                             f"'standard' forms them all): expected dropout=0, received dropout={self.dropout!r}")
 
 
 def positive_int(config, name):
@@ -185,7 +224,9 @@ def config_from(cls, config, fields):
 def attention_layer(config, *, rng, dtype, causal=False, cross=False):
     """The MultiHeadAttention of one block, as ``config`` describes it. A self-attention layer
     (``cross=False``) carries the position scheme's part inside attention: RoPE, or an ALiBi / T5
-    bias in its ``causal`` (decoder) or bidirectional (encoder) form; cross-attention none."""
+    bias in its ``causal`` (decoder) or bidirectional (encoder) form; cross-attention none.
+    ``cross``: it attends to another sequence (a sliding window is a rule about positions in one
+    sequence: standard there)."""
     positions = None if cross else config.positions
     rope = ROPE_STYLE if positions == "rope" else None
     score_bias = None
@@ -194,7 +235,8 @@ def attention_layer(config, *, rng, dtype, causal=False, cross=False):
     elif positions == "t5":
         score_bias = T5RelativeBias(config.n_heads, causal=causal, rng=rng, dtype=dtype)
     return MultiHeadAttention(config.d_model, config.n_heads, config.n_kv_heads, dropout=config.dropout,
-                              bias=config.bias, rope=rope, score_bias=score_bias, rng=rng, dtype=dtype)
+                              bias=config.bias, rope=rope, score_bias=score_bias, rng=rng, dtype=dtype,
+                              attention=attention_core(config, cross))
 
 
 def share_position_bias(attentions):
@@ -214,6 +256,20 @@ def position_table(config, max_len, *, rng, dtype):
     if config.positions == "sinusoidal":
         return SinusoidalPositionalEncoding(config.d_model, max_len, dtype=dtype)
     return None
+
+
+def attention_core(config, cross=False):
+    """The core of ``config.attention`` (None: the standard ScaledDotProductAttention)."""
+    kind = config.attention
+    if kind == "standard" or (kind == "window" and cross):
+        return None
+    if kind == "tiled":
+        return TiledAttention(config.tile, config.tile)
+    if kind == "window":
+        return SlidingWindowAttention(config.window, block=config.tile)
+    if kind == "linear":
+        return LinearAttention()
+    return PerformerAttention(config.d_head, config.features)
 
 
 def feedforward_layer(config, *, rng, dtype, dropout=None):
