@@ -6,6 +6,7 @@ Notes: notes/counting.md (count.k) and notes/decoding.md (dec.7, dec.8).
     flops_per_token(config, T)                     GPT: 6 N + 12 L T d (count.10, count.11)
     flops_per_token(config, T, source_length=S)    encoder-decoder (count.12)
     kv_cache_bytes(config, B, t, itemsize, S=None) the KV cache of t positions (dec.7, dec.8)
+    kv_cache_bytes(config, B, t, dtype="int8")     ... in a format: float32/16, bfloat16, int8 (quant.8)
 
 The pieces (one attention layer, one feed-forward network, one LayerNorm) are written once,
 from the configuration's fields, and each family adds them up in one function, so a field that
@@ -130,11 +131,24 @@ def flops_per_token(config, T, source_length=None, include_logits=False):
     return flops / T
 
 
-def kv_cache_bytes(config, batch_size, length, itemsize, source_length=None):
+CACHE_FORMATS = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}  # bytes per number
+INT8_SCALE_BYTES = 4  # one float32 scale per (row, head, position) of K and of V (quant.8)
+
+
+def kv_cache_bytes(config, batch_size, length, itemsize=None, source_length=None, dtype=None):
     """Bytes of the KV cache after ``length`` positions: K and V, (B, heads, length, Dh) each,
     in every layer (dec.7), (gqa.8); an encoder-decoder adds the cross-attention K and V of its
-    ``source_length`` memory positions (dec.8). ``itemsize``: bytes per number (4 in float32)."""
-    per_position = 2 * config.n_layers * batch_size * key_value_width(config) * itemsize  # (dec.7)
+    ``source_length`` memory positions (dec.8). ``itemsize``: bytes per number (4 in float32);
+    or ``dtype``, one of CACHE_FORMATS: "int8" adds a float32 scale per head and position to
+    every K and V row (quant.8)."""
+    if (itemsize is None) == (dtype is None):
+        raise TypeError(f"kv_cache_bytes: expected itemsize or dtype (one of them), received itemsize={itemsize!r}, "
+                        f"dtype={dtype!r}")
+    if dtype is not None and str(dtype) not in CACHE_FORMATS:
+        raise ValueError(f"kv_cache_bytes: expected dtype one of {', '.join(CACHE_FORMATS)}, received {dtype!r}")
+    scales = 0 if str(dtype) != "int8" else 2 * config.n_layers * batch_size * config.n_kv_heads * INT8_SCALE_BYTES
+    itemsize = CACHE_FORMATS[str(dtype)] if dtype is not None else itemsize
+    per_position = 2 * config.n_layers * batch_size * key_value_width(config) * itemsize + scales  # (dec.7), (quant.8)
     if isinstance(config, TransformerConfig) != (source_length is not None):
         raise TypeError(f"kv_cache_bytes: expected source_length for an encoder-decoder and only for one, "
                         f"received {type(config).__name__} with source_length={source_length!r}")
