@@ -19,6 +19,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..layers.activation import Softmax
 from ..layers.norm import LayerNorm
+from ..module import Parameter
 from .formats import get_format, round_to
 
 FLOAT32_LAYERS = (Softmax, LayerNorm)  # computed in float32 in mixed precision, as in PyTorch's autocast
@@ -33,11 +34,12 @@ def _rounded(value, name):
     return value
 
 
-def _rounding(method, name):
-    """``method`` with its positional floating inputs and its result rounded to format ``name``."""
+def _rounding(method, name, inputs):
+    """``method`` with its result rounded to format ``name``, and (``inputs``) its positional
+    floating inputs too."""
 
     def rounded_method(*args, **kwargs):
-        return _rounded(method(*_rounded(args, name), **kwargs), name)
+        return _rounded(method(*(_rounded(args, name) if inputs else args), **kwargs), name)
 
     return rounded_method
 
@@ -48,7 +50,10 @@ def autocast(model, name, float32_layers=FLOAT32_LAYERS):
 
     On entry every parameter's ``data`` is replaced by a rounded copy, and every module that is
     not one of ``float32_layers`` gets (instance-level) forward and backward that round their
-    floating inputs and outputs. On exit the float32 master arrays are back (the optimiser
+    results (activations, and the gradients backward returns) and, in a module holding
+    parameters of its own (a Linear, an Embedding), their floating inputs too: a matrix product
+    reads 16-bit operands even after a LayerNorm, whose output is float32. (Rounding every
+    input of every module would give the same numbers, with more passes.) On exit the float32 master arrays are back (the optimiser
     updates them), the instance methods are removed, and every ``p.grad`` is rounded to the
     format: the 16-bit gradient a 16-bit backward would have produced. float32 changes nothing.
     Inside the block NumPy's overflow and invalid-value warnings are off (``numpy.errstate``,
@@ -67,8 +72,9 @@ def autocast(model, name, float32_layers=FLOAT32_LAYERS):
     for p in params:
         p.data = round_to(p.data, fmt.name)
     for m in wrapped:
-        m.forward = _rounding(type(m).forward.__get__(m), fmt.name)
-        m.backward = _rounding(type(m).backward.__get__(m), fmt.name)
+        owns_parameters = any(isinstance(child, Parameter) for _, child in m._children())
+        m.forward = _rounding(type(m).forward.__get__(m), fmt.name, owns_parameters)
+        m.backward = _rounding(type(m).backward.__get__(m), fmt.name, owns_parameters)
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             yield model

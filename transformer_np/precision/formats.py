@@ -141,9 +141,27 @@ def round_to(x, name):
     if fmt.name == "float32":
         return x
     if fmt.name == "float16":
-        with np.errstate(over="ignore"):  # overflow to inf is the point, not an accident
-            return x.astype(xp.float16).astype(xp.float32)
+        return float16_values(x)
     return from_bfloat16_bits(bfloat16_bits(x))
+
+
+def float16_values(x):
+    """float32 ``x`` rounded to float16, nearest even, kept in float32: the same numbers as
+    ``x.astype(float16).astype(float32)`` (tested equal), faster than NumPy's cast.
+
+    In float16's normal range, 2^-14 <= |x| <= 65504, round the low 13 of the 23 mantissa bits
+    away as (prec.5) does with 16. The few other entries (subnormals and zero (prec.3), overflow
+    to inf (prec.2), NaN) go through NumPy's float16 cast.
+    """
+    xp = get_array_module(x)
+    u = x.view(xp.uint32)
+    r = ((u + (0x0FFF + ((u >> 13) & 1)).astype(xp.uint32)) & xp.uint32(0xFFFFE000)).view(xp.float32)
+    a = xp.abs(x)
+    special = xp.flatnonzero(~((a >= xp.float32(2.0**-14)) & (a <= xp.float32(65504))))
+    if special.size:
+        with np.errstate(over="ignore"):  # overflow to inf is the point, not an accident
+            r.flat[special] = x.flat[special].astype(xp.float16).astype(xp.float32)
+    return r
 
 
 def cast(x, name):
