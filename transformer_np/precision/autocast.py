@@ -48,14 +48,16 @@ def _rounding(method, name, inputs):
 def autocast(model, name, float32_layers=FLOAT32_LAYERS):
     """Inside the block, ``model``'s forward and backward compute in format ``name``.
 
-    On entry every parameter's ``data`` is replaced by a rounded copy, and every module that is
+    On entry every parameter's ``data`` is replaced by a rounded copy (except the parameters of
+    ``float32_layers``, LayerNorm's gain and shift, which stay float32), and every module that is
     not one of ``float32_layers`` gets (instance-level) forward and backward that round their
     results (activations, and the gradients backward returns) and, in a module holding
     parameters of its own (a Linear, an Embedding), their floating inputs too: a matrix product
     reads 16-bit operands even after a LayerNorm, whose output is float32. (Rounding every
-    input of every module would give the same numbers, with more passes.) On exit the float32 master arrays are back (the optimiser
-    updates them), the instance methods are removed, and every ``p.grad`` is rounded to the
-    format: the 16-bit gradient a 16-bit backward would have produced. float32 changes nothing.
+    input of every module would give the same numbers, with more passes.) On exit the float32
+    master arrays are back (the optimiser updates them), the instance methods are removed, and
+    every rounded parameter's ``grad`` is rounded to the format: the 16-bit gradient a 16-bit
+    backward would have produced. float32 changes nothing.
     Inside the block NumPy's overflow and invalid-value warnings are off (``numpy.errstate``,
     restored on exit): an inf from float16's range is expected, and the loss scaler handles it.
     """
@@ -67,6 +69,9 @@ def autocast(model, name, float32_layers=FLOAT32_LAYERS):
     if fmt.name == "float32":
         yield model
         return
+    kept = [m for m in model.modules() if isinstance(m, tuple(float32_layers))]
+    kept_params = {id(child) for m in kept for _, child in m._children() if isinstance(child, Parameter)}
+    params = [p for p in params if id(p) not in kept_params]  # the parameters computed with in 16 bits
     masters = [p.data for p in params]
     wrapped = [m for m in model.modules() if not isinstance(m, tuple(float32_layers))]
     for p in params:

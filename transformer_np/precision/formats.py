@@ -160,7 +160,7 @@ def float16_values(x):
     special = xp.flatnonzero(~((a >= xp.float32(2.0**-14)) & (a <= xp.float32(65504))))
     if special.size:
         with np.errstate(over="ignore"):  # overflow to inf is the point, not an accident
-            r.flat[special] = x.flat[special].astype(xp.float16).astype(xp.float32)
+            r.reshape(-1)[special] = x.reshape(-1)[special].astype(xp.float16).astype(xp.float32)
     return r
 
 
