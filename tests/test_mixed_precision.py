@@ -201,6 +201,6 @@ def test_bad_input_names_expected_and_received():
 def test_an_encoder_decoder_trains_in_float16():
     from transformer_np.recipes import build_run
 
-    run = build_run("reverse", steps=40)
-    history = run.trainer(quiet=True, precision="float16", eval_fn=None).fit(40)
+    run = build_run("reverse", steps=20, batch_size=32, eval_size=10)
+    history = run.trainer(quiet=True, precision="float16", eval_fn=None).fit(20)
     assert sum(history["skipped"]) == 0 and np.mean(history["loss"][-5:]) < history["loss"][0] - 0.5
