@@ -11,13 +11,13 @@ One step is the chain rule run once, in the order a reader expects:
     optimizer.lr = schedule(step)                step counts updates from 1 (optim/schedules.py)
     optimizer.step()
 
-``get_batch(rng) -> (inputs, targets)``: Mixed precision (``precision="float16"`` or ``"bfloat16"``, notes/precision.md): the forward
+Mixed precision (``precision="float16"`` or ``"bfloat16"``, notes/precision.md): the forward
 and backward run inside ``autocast`` (16-bit values, float32 master weights and optimiser state,
 Softmax and LayerNorm in float32); with a loss scaler the backward starts from
 ``loss_fn.backward(scale)`` and the gradients are unscaled before clipping (prec.6); a step whose
 gradients are not finite is skipped and the scale lowered (prec.7).
 
-``inputs`` is the tuple of positional arguments of
+``get_batch(rng) -> (inputs, targets)``: ``inputs`` is the tuple of positional arguments of
 ``model.forward`` (``(idx,)`` for a GPT, ``(src, tgt_in, src_mask, tgt_mask)`` for the
 encoder-decoder), ``targets`` the ids the loss compares the logits with.
 
