@@ -1,7 +1,6 @@
 """What a 16-bit format does to a model, measured: gradients that underflow to zero, and the
 memory of the activations kept for backward. Notes: notes/precision.md."""
 
-from ..backend import get_array_module
 from .autocast import autocast
 from .formats import get_format
 
@@ -42,6 +41,6 @@ def saved_activation_bytes(model, name=None):
             if not hasattr(value, "dtype") or id(value) in seen:
                 continue
             seen.add(id(value))
-            if value.dtype.kind == "f" and value.dtype != get_array_module(value).bool_:
+            if value.dtype.kind == "f":
                 total += value.size * (value.dtype.itemsize if itemsize is None else itemsize)
     return total
