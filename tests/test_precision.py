@@ -46,7 +46,8 @@ def test_bfloat16_equals_pytorch_bit_for_bit():
     nan = np.isnan(x)
     assert np.array_equal(np.isnan(ours), nan)
     assert np.array_equal(ours[~nan].view(np.uint32), theirs[~nan].view(np.uint32))
-    assert np.array_equal(bfloat16_bits(x)[~nan], torch.from_numpy(x.copy()).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)[~nan])
+    torch_bits = torch.from_numpy(x.copy()).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    assert np.array_equal(bfloat16_bits(x)[~nan], torch_bits[~nan])
 
 
 def test_float16_rounding_equals_pytorch():

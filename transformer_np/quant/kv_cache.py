@@ -87,7 +87,8 @@ class Int8CrossAttentionCache(CrossAttentionCache):
         return self.k_q.shape[2]
 
     def select(self, rows):
-        self.k_q, self.k_scale, self.v_q, self.v_scale = (a[rows] for a in (self.k_q, self.k_scale, self.v_q, self.v_scale))
+        arrays = (self.k_q, self.k_scale, self.v_q, self.v_scale)
+        self.k_q, self.k_scale, self.v_q, self.v_scale = (a[rows] for a in arrays)
 
     def nbytes(self):
         return sum(a.nbytes for a in (self.k_q, self.k_scale, self.v_q, self.v_scale))

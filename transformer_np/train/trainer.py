@@ -160,7 +160,8 @@ class Trainer:
             while self.step < num_steps:
                 record = self.train_step()
                 tokens, seconds = tokens + record["tokens"], seconds + record["seconds"]
-                scaling = {} if self.loss_scaler is None else {"scale": record["loss_scale"], "skipped": self.loss_scaler.skipped}
+                scaling = {} if self.loss_scaler is None else {
+                    "scale": record["loss_scale"], "skipped": self.loss_scaler.skipped}
                 bar.update(self.step, loss=record["loss"], lr=record["lr"], **scaling, **{"tok/s": tokens / seconds})
                 if self.eval_fn and self.eval_every and self.step % self.eval_every == 0 and self.step < num_steps:
                     bar.message(self._format_metrics(self.evaluate()))
