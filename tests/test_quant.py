@@ -136,6 +136,13 @@ def test_quantize_with_kv_cache_decodes_an_encoder_decoder():
     assert decoded.shape == plain.shape and (decoded == plain).mean() > 0.7
     model.decode(src[:, :5], cache=cache)
     assert cache.nbytes() == kv_cache_bytes(model.config, 4, 5, dtype="int8", source_length=7)
+    twin = model.new_cache(memory, mask)
+    model.decode(src[:, :5], cache=twin)
+    cache.select([0, 0, 3])  # beam search's expansion and reordering of rows
+    assert cache.batch_size == 3 and cache.nbytes() == kv_cache_bytes(model.config, 3, 5, dtype="int8", source_length=7)
+    for layer in range(2):
+        assert np.array_equal(cache.self_attn[layer].k[2], twin.self_attn[layer].k[3])
+        assert np.array_equal(cache.cross_attn[layer].v[1], twin.cross_attn[layer].v[0])
 
 
 def test_checkpoints_refuse_mixing_float_and_quantized(tmp_path):
