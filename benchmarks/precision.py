@@ -18,8 +18,8 @@ reverse task's exact match by less than 0.5 points.
     python benchmarks/precision.py [--steps 400] [--eval-iters 50] [--reverse-steps 800]
 
 The defaults (400 of the recipe's 2000 steps, with its warmup and cosine schedule compressed to
-them; validation on 50 of its 200 batches) finish in about 10 minutes on a loaded 2-core machine;
-``--steps 1000`` took 27 minutes there.
+them; validation on 50 of its 200 batches) took 12 minutes on a loaded 2-core machine,
+``--steps 1000`` 27 minutes.
 
 The 16-bit formats are emulated in float32 storage (``round_to``): NumPy has no fast float16
 matrix product, so the 16-bit runs are slower here, not faster; the memory column counts 2
