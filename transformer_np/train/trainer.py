@@ -134,7 +134,7 @@ class Trainer:
     def _record(self, t0, targets, loss, grad_norm, scaling):
         """Count the step (taken or skipped) and append its record to the history."""
         self.step += 1
-        tokens, seconds = int(np.size(targets)), time.perf_counter() - t0  # tokens: target positions
+        tokens, seconds = int(targets.size), time.perf_counter() - t0  # tokens: target positions (no np. on a device array)
         record = {"step": self.step, "loss": loss, "lr": self.optimizer.lr, "grad_norm": grad_norm,
                   "tokens_per_s": tokens / seconds, **scaling}
         for key, value in record.items():
