@@ -198,6 +198,14 @@ def test_bad_input_names_expected_and_received():
             pass
 
 
+def test_float32_precision_changes_nothing_and_keeps_float64_models_working():
+    model = GPT(vocab_size=V, block_size=T, n_layers=1, n_heads=2, d_model=8, dtype=np.float64,
+                rng=np.random.default_rng(0))
+    history = Trainer(model, AdamW(model.parameters()), CrossEntropyLoss(), counting_batch,
+                      rng=np.random.default_rng(0), quiet=True).fit(2)
+    assert "loss_scale" not in history and model.token_embedding.weight.dtype == np.float64
+
+
 def test_an_encoder_decoder_trains_in_float16():
     from transformer_np.recipes import build_run
 

@@ -62,13 +62,13 @@ def autocast(model, name, float32_layers=FLOAT32_LAYERS):
     restored on exit): an inf from float16's range is expected, and the loss scaler handles it.
     """
     fmt = get_format(name)
+    if fmt.name == "float32":  # nothing to do, whatever the model's dtype (float64 for gradient checks)
+        yield model
+        return
     params = model.parameters()
     for p in params:
         if p.data.dtype != get_array_module(p.data).float32:
             raise TypeError(f"autocast: expected a float32 model (the master weights), received {p.dtype} parameters")
-    if fmt.name == "float32":
-        yield model
-        return
     kept = [m for m in model.modules() if isinstance(m, tuple(float32_layers))]
     kept_params = {id(child) for m in kept for _, child in m._children() if isinstance(child, Parameter)}
     params = [p for p in params if id(p) not in kept_params]  # the parameters computed with in 16 bits
