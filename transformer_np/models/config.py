@@ -17,10 +17,12 @@ Counts and memory formulas read the same object (models/counting.py).
 
 import dataclasses
 import functools
+import math
 import numbers
 
 from ..layers.feedforward import ACTIVATIONS, PositionwiseFeedForward
 from ..layers.multihead import MultiHeadAttention
+from ..layers.norm import LayerNorm
 from ..layers.residual import NORM_POSITIONS, Residual
 
 
@@ -84,6 +86,8 @@ class BlockConfig(ModelConfig):
     activation   "relu" (the paper), "gelu" (exact) or "gelu_tanh" (GPT-2's approximation)
     norm         "post" (the paper: LayerNorm after each residual sum) or "pre" (GPT-2)
     bias         biases of the linear layers (the LayerNorms keep theirs)
+    eps          the epsilon of every LayerNorm of the model, inside its square root (ln.3)
+                 (1e-5 as torch.nn.LayerNorm; BERT uses 1e-12)
 
     An EncoderLayer, DecoderLayer or GPTBlock can be built from one on its own
     (``EncoderLayer(BlockConfig(d_model=24, n_heads=2))``); the model families' configurations
@@ -98,6 +102,7 @@ class BlockConfig(ModelConfig):
     activation: str = "relu"
     norm: str = "post"
     bias: bool = True
+    eps: float = 1e-5
 
     @property
     def d_head(self):
@@ -126,6 +131,10 @@ class BlockConfig(ModelConfig):
         choice(self, "norm", NORM_POSITIONS)
         if not isinstance(self.bias, bool):
             raise ValueError(f"{type(self).__name__}: expected bias True or False, received {self.bias!r}")
+        eps = self.eps
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"{type(self).__name__}: expected eps a finite number > 0, received {eps!r}")
+        object.__setattr__(self, "eps", float(eps))
 
 
 def positive_int(config, name):
@@ -179,5 +188,10 @@ def feedforward_layer(config, *, rng, dtype, dropout=None):
 
 
 def residual(sublayer, config, *, rng, dtype):
-    """``sublayer`` in a residual wrapper with the configuration's LayerNorm position and dropout."""
-    return Residual(sublayer, config.d_model, config.norm, config.dropout, rng=rng, dtype=dtype)
+    """``sublayer`` in a residual wrapper with the configuration's LayerNorm position, dropout and eps."""
+    return Residual(sublayer, config.d_model, config.norm, config.dropout, eps=config.eps, rng=rng, dtype=dtype)
+
+
+def layer_norm(config, *, dtype):
+    """A LayerNorm over d_model features with the configuration's eps."""
+    return LayerNorm(config.d_model, eps=config.eps, dtype=dtype)

@@ -13,7 +13,7 @@ from .config import BlockConfig, attention_layer, config_from, feedforward_layer
 
 def final_norm(config, dtype):
     """The LayerNorm that closes a pre-LN stack, or None for post-LN (see Encoder's docstring)."""
-    return LayerNorm(config.d_model, dtype=dtype) if config.norm == "pre" else None
+    return LayerNorm(config.d_model, config.eps, dtype=dtype) if config.norm == "pre" else None
 
 
 class EncoderLayer(Module):
