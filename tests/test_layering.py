@@ -18,6 +18,7 @@ LEVELS = {
     "generate": 5, "decode": 5, "probes": 5, "beam": 5, "train": 5, "recipes": 5, "data": 5, "viz": 5, "viz_curves": 5, "viz_maps": 5,
     "pretrained": 5,  # a Hugging Face BERT folder -> Bert + WordPiece (models, safetensors, data)
     "checks": 6, "figures": 6, "cli": 6, "inference": 6, "__main__": 6,  # inference: the sample/translate commands
+    "sentences": 6,  # the attend/embed commands
 }  # fmt: skip
 # data and viz sit on floor 5 but may not use model code; data may use the one mask builder.
 NO_MODEL_CODE = {"data", "viz", "viz_curves", "viz_maps"}
