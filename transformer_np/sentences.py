@@ -6,7 +6,7 @@ library's own layers) on sentences typed on the command line.
     python -m transformer_np embed "A man is eating food." "Someone eats." "The sky is blue."
 
 ``attend`` runs one forward, saves the heatmaps of every head of ``--layer`` (default: layer
-2, or ``all``: every layer, one row each) with the WordPiece tokens as labels and the colour
+3, or ``all``: every layer, one row each) with the WordPiece tokens as labels and the colour
 scale set to the largest weight shown, and prints, for every token of that layer, where it
 looks most: the key with the largest weight averaged over the heads, and the single head that
 puts the most weight on another word (not [CLS], [SEP] or the token itself).
@@ -127,7 +127,7 @@ def add_commands(commands):
     """The attend and embed sub-commands, added to the parser of __main__."""
     att = commands.add_parser("attend", help="heatmaps of a pretrained encoder's attention on a sentence")
     att.add_argument("sentence", help="one sentence, in quotes")
-    att.add_argument("--layer", default="2", help="a layer 0 .. 5, or 'all' (default 2)")
+X
     att.add_argument("--out", default="attention.png", help="where to save the heatmaps (default attention.png)")
     att.add_argument("--no-plot", action="store_true", help="print only")
     att.set_defaults(run=attend)

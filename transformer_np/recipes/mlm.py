@@ -1,10 +1,10 @@
 """The encoder-only recipe: BERT's masked-language-model objective on the Shakespeare text.
 
-mlm-shakespeare   a small character-level BERT (2 layers, 4 heads, d_model 64, d_ff 256, 64
-                  positions, no dropout) reads windows of 64 characters; 15% of the positions
+mlm-shakespeare   a small character-level BERT (2 layers, 4 heads, d_model 64, d_ff 256, 32
+                  positions, no dropout) reads windows of 32 characters; 15% of the positions
                   are chosen and corrupted 80/10/10 (data/mlm.py), the loss is the cross-entropy
-                  at the chosen positions only (ignore_index). AdamW(0.9, 0.99), lr 2e-3 with 50
-                  warmup steps then cosine decay to 2e-4, weight decay 0.01, clip 1.0, batches
+                  at the chosen positions only (ignore_index). AdamW(0.9, 0.99), lr 3e-3 with 50
+                  warmup steps then cosine decay to 3e-4, weight decay 0.01, clip 1.0, batches
                   of 32, float32. The vocabulary is the corpus's characters plus [MASK].
                   Scored on the last 10% of the corpus: the masked-token accuracy over 50 fixed
                   batches, against the frequency baseline (always the training text's most
@@ -48,8 +48,8 @@ def mlm_model(vocab_size, c):
 
 
 @register("mlm-shakespeare", "BERT's masked-language-model objective, character level, on Shakespeare (encoder-only)",
-          {"steps": 1500, "batch_size": 32, "block_size": 64, "n_layers": 2, "n_heads": 4, "d_model": 64,
-           "dropout": 0.0, "lr": 2e-3, "min_lr": 2e-4, "warmup": 50, "weight_decay": 0.01, "clip": 1.0,
+          {"steps": 1500, "batch_size": 32, "block_size": 32, "n_layers": 2, "n_heads": 4, "d_model": 64,
+           "dropout": 0.0, "lr": 3e-3, "min_lr": 3e-4, "warmup": 50, "weight_decay": 0.01, "clip": 1.0,
            "eval_every": 250, "eval_iters": 50})
 def _build_mlm(config):
     c = config
