@@ -127,7 +127,8 @@ def add_commands(commands):
     """The attend and embed sub-commands, added to the parser of __main__."""
     att = commands.add_parser("attend", help="heatmaps of a pretrained encoder's attention on a sentence")
     att.add_argument("sentence", help="one sentence, in quotes")
-X
+    att.add_argument("--layer", default="3", help="a layer 0 .. 5, or 'all' (default 3, where head 1 links "
+                     "'it' to 'animal')")
     att.add_argument("--out", default="attention.png", help="where to save the heatmaps (default attention.png)")
     att.add_argument("--no-plot", action="store_true", help="print only")
     att.set_defaults(run=attend)
