@@ -176,3 +176,15 @@ def test_config_round_trip():
     config = BertConfig(**SMALL, pooler=False)
     assert BertConfig.from_dict(config.to_dict()) == config
     assert dataclasses.replace(config, dropout=0.0).dropout == 0.0
+
+
+def test_viz_reads_the_attention_of_a_bert():
+    """viz finds the encoder's attention layers by walking named_modules: no change for a new family."""
+    from transformer_np import viz
+
+    bert = _bert()
+    bert.forward(np.array([[1, 2, 3, 4, 5], [6, 7, 8, 0, 0]]), attention_mask=np.array([[1] * 5, [1, 1, 1, 0, 0]]))
+    maps = viz.attention_maps(bert, example_index=1)
+    assert list(maps) == ["self"] and len(maps["self"]) == 2
+    assert maps["self"][0].shape == (3, 5, 5)
+    assert np.all(maps["self"][1][:, :, 3:] == 0)  # padding keys of example 1 get no attention
