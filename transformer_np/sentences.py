@@ -18,7 +18,7 @@ Both need the ``pretrained`` extra; without it they say how to install it, in on
 
 import numpy as np
 
-from .cli import UsageError, refuse
+from .cli import UsageError
 
 SPECIAL = ("[CLS]", "[SEP]")
 
