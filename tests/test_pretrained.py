@@ -193,3 +193,24 @@ def test_float64_backward_through_the_whole_loaded_model(folder):
             analytic = p.grad[index]
             assert abs(analytic - numeric) <= 1e-6 * max(1.0, abs(numeric)), (name, index, analytic, numeric)
             assert abs(numeric) > 1e-8, (name, index)  # a real gradient, not a zero that agrees with zero
+
+
+def test_tokenizer_matches_hugging_face_on_many_lines_and_pairs(folder, minilm):
+    """Every line of the README and the notes (LaTeX, code, accents, arrows, CJK-free Unicode)
+    and a few hand-made ones, alone and as truncated pairs: the same ids and token types."""
+    transformers = pytest.importorskip("transformers")
+    from notes_labels import ROOT
+
+    hf = transformers.AutoTokenizer.from_pretrained(folder)
+    lines = [line for path in [ROOT / "README.md", *sorted((ROOT / "notes").glob("*.md"))]
+             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines += ["中文字符和日本語のテキスト, 한국어", "İstanbul ΣΊΣΥΦΟΣ ß ﬁ ½ ²", "tab\tand\u00a0nbsp\u2003em-space",
+              "x" * 120 + " end", "control\x00chars\x07here\ufffd ok"]
+    tok = minilm.tokenizer
+    assert len(lines) > 500
+    for line in lines:
+        assert tok.encode(line, max_len=256).tolist() == hf(line, truncation=True, max_length=256)["input_ids"], line
+    for a, b in zip(lines[::7], lines[3::7]):
+        ids, types = tok.encode_with_types(a, b, max_len=24)
+        expected = hf(a, b, truncation="longest_first", max_length=24)
+        assert ids.tolist() == expected["input_ids"] and types.tolist() == expected["token_type_ids"], (a, b)

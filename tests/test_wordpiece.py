@@ -35,6 +35,11 @@ def test_greedy_longest_match_first(tok):
     assert tok.wordpiece("a" * 101) == ["[UNK]"]
 
 
+def test_special_tokens_written_in_the_text_stay_whole(tok):
+    assert tok.tokenize("the [MASK] animals[SEP]cafe [mask]") == [
+        "the", "[MASK]", "anim", "##al", "##s", "[SEP]", "cafe", "[UNK]", "[UNK]", "[UNK]"]  # [mask]: [ mask ]
+
+
 def test_encode_with_specials_and_truncation(tok):
     ids = tok.encode("The animals!")
     assert tok.tokens(ids) == ["[CLS]", "the", "anim", "##al", "##s", "!", "[SEP]"]
@@ -48,6 +53,16 @@ def test_pairs_get_token_types_and_longest_first_truncation(tok):
     ids, types = tok.encode_with_types("a b c d", "a b", max_len=8)
     assert tok.tokens(ids) == ["[CLS]", "a", "b", "c", "[SEP]", "a", "b", "[SEP]"]
     assert types.tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
+
+
+def test_pair_lengths():
+    from transformer_np.data.wordpiece import pair_lengths
+
+    assert pair_lengths(3, 4, 10) == (3, 4)  # both fit
+    assert pair_lengths(3, 20, 10) == (3, 7)  # the short part whole, the long one fills the rest
+    assert pair_lengths(20, 3, 10) == (7, 3)
+    assert pair_lengths(14, 21, 21) == (10, 11)  # both too long for that: halves, the odd place to the longer
+    assert pair_lengths(21, 14, 21) == (11, 10)
 
 
 def test_batch_pads_and_masks(tok):

@@ -16,17 +16,23 @@ Two stages, as in Google's BERT:
    after the first written with the "##" prefix; a word that cannot be covered, or is longer
    than 100 characters, becomes [UNK] as a whole.
 
+A special token written in the text ("a [MASK] here") is kept as that token, as Hugging Face's
+tokenizer does.
+
 Encoding adds [CLS] in front and [SEP] after (a pair: [CLS] a [SEP] b [SEP], token types 0 for
 the first part and 1 for the second) and truncates to ``max_len`` tokens in all, specials
-included (a pair: the longer part loses a token first).
+included (a pair: the shorter part is kept whole if the longer can fill the rest, else each
+gets half, ``pair_lengths``).
 """
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+SPECIAL_SPLIT = re.compile("(" + "|".join(re.escape(s) for s in SPECIALS) + ")")
 MAX_WORD_CHARS = 100  # a longer "word" is [UNK] without trying (BERT's max_input_chars_per_word)
 CJK_RANGES = (
     (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
@@ -89,6 +95,20 @@ def basic_tokenize(text, lower_case=True):
     return tokens
 
 
+def pair_lengths(n1, n2, room):
+    """How many tokens of a pair of lengths n1, n2 to keep in ``room`` places ("longest first",
+    as Hugging Face's fast tokenizers do it): the shorter part is kept whole if the longer can
+    fill the rest; otherwise both get half, the odd place going to the longer part."""
+    if n1 + n2 <= room:
+        return n1, n2
+    swap = n1 > n2
+    short, long_ = (n2, n1) if swap else (n1, n2)
+    long_ = max(short, room - short)
+    if short + long_ > room:
+        short, long_ = room // 2, room // 2 + room % 2
+    return (long_, short) if swap else (short, long_)
+
+
 @dataclass(frozen=True)
 class EncodedBatch:
     """Token ids (B, T) int64 padded with [PAD]; attention_mask (B, T) bool, True = a real token;
@@ -148,10 +168,17 @@ class WordPiece:
         return pieces
 
     def tokenize(self, text):
-        """Every WordPiece token of ``text``, no specials."""
+        """Every WordPiece token of ``text``. A special token written in the text ("[MASK]", "[SEP]"),
+        exactly so, stays one token, as Hugging Face's tokenizer keeps it; no [CLS]/[SEP] is added."""
         if not isinstance(text, str):
             raise TypeError(f"text: expected a str, received {type(text).__name__}")
-        return [piece for word in basic_tokenize(text, self.lower_case) for piece in self.wordpiece(word)]
+        tokens = []
+        for i, part in enumerate(SPECIAL_SPLIT.split(text)):
+            if i % 2:  # the split keeps the specials at odd positions
+                tokens.append(part)
+            else:
+                tokens += [piece for word in basic_tokenize(part, self.lower_case) for piece in self.wordpiece(word)]
+        return tokens
 
     def encode(self, text, pair=None, max_len=512):
         """1-D int64 ids of [CLS] text [SEP] (or [CLS] text [SEP] pair [SEP]), at most ``max_len``
@@ -169,8 +196,8 @@ class WordPiece:
         if second is None:
             first = first[:room]
         else:
-            while len(first) + len(second) > room:  # longest first
-                (first if len(first) >= len(second) else second).pop()
+            n1, n2 = pair_lengths(len(first), len(second), room)
+            first, second = first[:n1], second[:n2]
         ids = [self.cls_id, *first, self.sep_id]
         types = [0] * len(ids)
         if second is not None:
