@@ -188,3 +188,14 @@ def test_viz_reads_the_attention_of_a_bert():
     assert list(maps) == ["self"] and len(maps["self"]) == 2
     assert maps["self"][0].shape == (3, 5, 5)
     assert np.all(maps["self"][1][:, :, 3:] == 0)  # padding keys of example 1 get no attention
+
+
+def test_dropout_where_bert_puts_it():
+    """On the attention weights and each sub-layer's output, not inside the FFN (the paper's
+    encoder layer keeps its hidden dropout)."""
+    from transformer_np.models import EncoderLayer
+
+    layer = _bert(dropout=0.1).encoder.layers[0]
+    assert layer.ffn.sublayer.dropout.p == 0.0
+    assert layer.ffn.dropout.p == layer.self_attn.dropout.p == layer.self_attn.sublayer.attention.dropout.p == 0.1
+    assert EncoderLayer(d_model=4, n_heads=1, dropout=0.1).ffn.sublayer.dropout.p == 0.1

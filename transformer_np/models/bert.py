@@ -9,7 +9,8 @@
                  sentence embedding e = normalise(masked mean of H)           (pool.1), (pool.2)
 
 Built only from layers/, as BertConfig describes: the stack is the library's ``Encoder``
-(post-LN, every LayerNorm with the configuration's eps, 1e-12 for BERT). ``Bert`` returns the
+(post-LN, every LayerNorm with the configuration's eps, 1e-12 for BERT; dropout on the
+attention weights and each sub-layer's output, none on the FFN's hidden units, as BERT). ``Bert`` returns the
 hidden states; ``MaskedLanguageModel`` and ``SentenceEncoder`` wrap one Bert and add a head,
 each a Module with its own forward and backward (the same Bert may be in both).
 Pretrained weights: ``transformer_np.pretrained.load_minilm()``.
@@ -117,7 +118,7 @@ class Bert(Module):
         self.token_type_embedding = Embedding(config.type_vocab_size, config.d_model, rng=rng, dtype=dtype)
         self.embedding_norm = layer_norm(config, dtype=dtype)
         self.dropout = Dropout(config.dropout, rng=rng)
-        self.encoder = Encoder(config, rng=rng, dtype=dtype)
+        self.encoder = Encoder(config, rng=rng, dtype=dtype, ffn_dropout=0.0)  # BERT: no dropout inside the FFN
         self.pooler = Pooler(config.d_model, rng=rng, dtype=dtype) if config.pooler else None
         self.mlm_head = MaskedLMHead(config, self.token_embedding.weight, rng=rng, dtype=dtype) if config.mlm_head else None
         for p in self.parameters():
