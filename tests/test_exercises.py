@@ -89,6 +89,16 @@ MUTATIONS = {
         ("mha.w_o.forward(merge_heads(P @ V))", "merge_heads(P @ V)", "before the output projection"),
         ("P = P / P.sum(axis=-1, keepdims=True)", "P = P / P.sum(axis=2, keepdims=True)", "must sum to 1 over its keys"),
     ],
+    # the tiled backward (notes/flash.md): D missing or per tile, P from the tile's maximum, the scale, = for +=
+    "12_cost_of_attention": [
+        ("dS = P * (dP - D[:, :, q0:q0 + self.tile])", "dS = P * dP", "the term D of (attn.7) is missing or partial"),
+        ("(dP - D[:, :, q0:q0 + self.tile])", "(dP - (dP * P).sum(axis=-1, keepdims=True))",
+         "the term D of (attn.7) is missing or partial"),
+        ("np.exp(S - L[:, :, q0:q0 + self.tile, None])", "np.exp(S - S.max(axis=-1, keepdims=True))",
+         "with the stored log-sum-exp L"),
+        ("dS @ Kj * scale", "dS @ Kj", "dQ is off by the factor sqrt(D_h)"),
+        ("dK[:, :, k0:k0 + self.tile] += ", "dK[:, :, k0:k0 + self.tile] = ", "add (+=) every query tile's term"),
+    ],
     # backpropagation through time: the future forgotten, each step overwriting dU, the wrong state read
     "15_why_attention": [
         ("dH[:, t] + dh_next", "dH[:, t]", "the last step is right and the earlier ones are not"),

@@ -44,7 +44,14 @@ def gradcheck(args, cases=None):
         if not cases:
             raise UsageError(f"--only: expected a topic (e.g. ln) or a label (e.g. ln.4) that a gradient check "
                              f"cites, received {args.only!r}")
-    rows = run_rows(cases, tol=args.tol)
+    backend = getattr(args, "backend", "numpy")
+    if backend == "cupy":
+        from .backend import cupy_available
+
+        if not cupy_available():
+            raise UsageError("--backend cupy: expected CuPy and a CUDA GPU, found none "
+                             "(on a machine with an NVIDIA GPU: pip install -e \".[gpu]\")")
+    rows = run_rows(cases, tol=args.tol, backend=backend)
     print(format_rows(rows))
     failed = [r for r in rows if not r.passed]
     print(
@@ -247,6 +254,8 @@ def build_parser():
     check = commands.add_parser("gradcheck", help="check every backward pass against finite differences")
     check.add_argument("--only", metavar="TOPIC", help="only the cases citing a topic (e.g. ln) or a label (e.g. ln.4)")
     check.add_argument("--tol", type=positive_float, help="one pass bar for every case (default: each case's own)")
+    check.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
+                       help="where the layers run: cupy checks them in float64 on a GPU (default: numpy)")
     check.set_defaults(run=gradcheck)
 
     show_demo = commands.add_parser("demo", help="train a small encoder-decoder on a toy task, in minutes")

@@ -12,6 +12,8 @@ import numpy as np
 
 BACKENDS = ("numpy", "cupy")
 
+_registered = {}  # name -> (module, array type): backends added with register_backend (tests' stand-ins)
+
 _default_dtype = np.dtype(np.float32)
 
 
@@ -34,14 +36,39 @@ def resolve_dtype(dtype=None):
     return _default_dtype if dtype is None else np.dtype(dtype)
 
 
+def register_backend(name, module, array_type):
+    """Make ``module`` (with arrays of ``array_type``) a backend called ``name``, beside NumPy and CuPy.
+
+    For stand-ins such as the tests' strict CPU imitation of CuPy (tests/strict_backend.py): the
+    module offers NumPy's functions on its own arrays, plus ``asarray`` (host -> backend) and
+    ``asnumpy`` (backend -> host); ``add.at`` serves ``scatter_add``. Library code is unchanged:
+    it still asks ``get_array_module(x)``. ``unregister_backend(name)`` removes it.
+    """
+    if name in BACKENDS:
+        raise ValueError(f"backend {name!r} is built in: expected a new name, received {name!r}")
+    _registered[name] = (module, array_type)
+
+
+def unregister_backend(name):
+    """Remove a backend added by ``register_backend`` (a name never registered is ignored)."""
+    _registered.pop(name, None)
+
+
+def backend_names():
+    """Every backend name a model can be moved to: ``"numpy"``, ``"cupy"`` and any registered."""
+    return BACKENDS + tuple(_registered)
+
+
 def get_backend(name):
-    """The array module called ``name``: ``"numpy"`` or ``"cupy"``.
+    """The array module called ``name``: ``"numpy"`` or ``"cupy"`` (or a registered one).
 
     Raises ValueError for any other name and ImportError (with the install command) when CuPy
     is asked for but not installed.
     """
+    if name in _registered:
+        return _registered[name][0]
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(map(repr, BACKENDS))}")
+        raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(map(repr, backend_names()))}")
     if name == "numpy":
         return np
     try:
@@ -53,30 +80,38 @@ def get_backend(name):
 
 
 def backend_name(x):
-    """``"cupy"`` if ``x`` is a CuPy array, else ``"numpy"`` (decided without importing CuPy)."""
+    """``"cupy"`` if ``x`` is a CuPy array, else ``"numpy"`` (decided without importing CuPy).
+
+    An array of a registered backend gives that backend's name.
+    """
+    for name, (_, array_type) in _registered.items():
+        if isinstance(x, array_type):
+            return name
     return "cupy" if type(x).__module__.split(".")[0] == "cupy" else "numpy"
 
 
 def get_array_module(x):
     """The module that owns array ``x`` (``numpy`` or ``cupy``), for writing backend-free code."""
-    if backend_name(x) == "cupy":
-        return get_backend("cupy")
-    return np
+    name = backend_name(x)
+    return np if name == "numpy" else get_backend(name)
 
 
 def to_backend(x, name):
     """Array ``x`` moved to backend ``name`` (a no-op when it is already there)."""
     xp = get_backend(name)
-    if backend_name(x) == name:
+    source = backend_name(x)
+    if source == name:
         return x
+    if source != "numpy":
+        x = x.get()  # device -> host (CuPy, or a registered backend)
     if name == "numpy":
-        return x.get()  # CuPy -> NumPy
-    return xp.asarray(x)  # NumPy -> CuPy
+        return x
+    return xp.asarray(x)  # host -> device
 
 
 def to_numpy(x):
     """A NumPy copy-or-view of ``x``, wherever it lives (for printing, plotting and saving)."""
-    return to_backend(x, "numpy") if backend_name(x) == "cupy" else np.asarray(x)
+    return to_backend(x, "numpy") if backend_name(x) != "numpy" else np.asarray(x)
 
 
 def cupy_available():
@@ -97,7 +132,10 @@ def scatter_add(a, indices, values):
     matches ``a``. Used by Embedding.backward, where a token occurring twice in a batch must
     receive the sum of both gradients.
     """
-    if backend_name(a) == "cupy":
+    name = backend_name(a)
+    if name == "cupy":
         importlib.import_module("cupyx").scatter_add(a, indices, values)
-    else:
+    elif name == "numpy":
         np.add.at(a, indices, values)
+    else:
+        get_backend(name).add.at(a, indices, values)  # a registered backend's own ufunc

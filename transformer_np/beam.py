@@ -30,7 +30,7 @@ continuation, the argmax: exactly greedy decoding.
 import math
 import numbers
 
-from .backend import get_array_module
+from .backend import backend_name, get_array_module, to_backend
 from .data.symbols import PAD
 from .decode import Seq2SeqStepper, eval_mode
 from .layers.activation import log_softmax
@@ -73,7 +73,8 @@ def beam_search(model, src, src_mask, beam_size, max_len, bos, eos, alpha=0.6, p
         length = xp.zeros((B, K), dtype="int64")
         finished = xp.zeros((B, K), dtype=bool)
         for t in range(1, max_len + 1):
-            token_logp = log_probabilities(step(tokens)).reshape(B, K, -1)  # (B, K, V): log p(y_t | y_<t, X)
+            logits = to_backend(step(tokens), backend_name(src))  # src's backend (a model elsewhere: an explicit copy)
+            token_logp = log_probabilities(logits).reshape(B, K, -1)  # (B, K, V): log p(y_t | y_<t, X)
             V = token_logp.shape[-1]
             only_pad = xp.where(xp.arange(V) == pad, 0.0, -xp.inf)  # a finished beam's one continuation
             token_logp = xp.where(finished[:, :, None], only_pad, token_logp)
@@ -108,7 +109,8 @@ def sequence_scores(model, src, src_mask, ids, bos, eos, alpha=0.6):
     B, L = ids.shape
     tgt_in = xp.concatenate([xp.full((B, 1), bos, dtype=ids.dtype), ids[:, :-1]], axis=1)
     with eval_mode(model):
-        token_logp = log_probabilities(model.forward(src, tgt_in, src_mask, causal_mask(L, xp)))  # (B, L, V)
+        logits = to_backend(model.forward(src, tgt_in, src_mask, causal_mask(L, xp)), backend_name(ids))
+        token_logp = log_probabilities(logits)  # (B, L, V)
     picked = xp.take_along_axis(token_logp, ids[:, :, None].astype("int64"), axis=-1)[:, :, 0]
     is_eos = ids == eos
     counted = (xp.cumsum(is_eos, axis=1) - is_eos) == 0  # no EOS before this position

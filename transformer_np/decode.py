@@ -27,7 +27,7 @@ put back into the mode it was in.
 
 from contextlib import contextmanager
 
-from .backend import get_array_module
+from .backend import backend_name, get_array_module, to_backend
 from .data.symbols import PAD
 from .layers.masks import causal_mask
 from .validate import check_int, check_ndim
@@ -79,8 +79,9 @@ class Seq2SeqStepper:
         if self.cache is not None:
             self.cache.select(rows)
         else:
-            self.memory = self.memory[rows]
-            self.src_mask = None if self.src_mask is None else self.src_mask[rows]
+            self.memory = self.memory[to_backend(rows, backend_name(self.memory))]  # rows may be on another backend
+            if self.src_mask is not None:
+                self.src_mask = self.src_mask[to_backend(rows, backend_name(self.src_mask))]
 
 
 class GPTStepper:
@@ -133,7 +134,8 @@ def greedy_decode(model, src, src_mask, max_len, bos, eos=None, pad=PAD, use_cac
     with eval_mode(model):
         step = Seq2SeqStepper(model, src, src_mask, use_cache)
         for t in range(1, max_len + 1):
-            next_ids = step(out[:, :t]).argmax(axis=-1).astype(src.dtype)
+            next_ids = step(out[:, :t]).argmax(axis=-1)  # on the model's backend ...
+            next_ids = to_backend(next_ids, backend_name(out)).astype(src.dtype)  # ... moved to src's
             out[:, t] = xp.where(done, pad, next_ids)
             if eos is not None:
                 done |= next_ids == eos

@@ -24,7 +24,7 @@ never drawn.
 import math
 import numbers
 
-from .backend import get_array_module
+from .backend import backend_name, get_array_module, to_backend
 from .decode import GPTStepper, eval_mode
 from .init import make_rng
 from .layers.activation import softmax
@@ -39,10 +39,12 @@ def check_logits(z):
     xp = get_array_module(z)
     check_ndim(z, 2, "logits", "(B, V)")
     nan_rows = xp.isnan(z).any(axis=-1)
+    empty_rows = xp.isneginf(z).all(axis=-1)
+    if not bool((nan_rows | empty_rows).any()):  # the usual case: one device-to-host synchronisation
+        return
     if bool(nan_rows.any()):
         raise ValueError(f"logits: expected numbers (finite or -inf), received NaN in rows "
                          f"{[int(r) for r in xp.nonzero(nan_rows)[0]]} (are the model's weights finite?)")
-    empty_rows = xp.isneginf(z).all(axis=-1)
     if bool(empty_rows.any()):
         raise ValueError(f"logits: expected at least one token with a logit above -inf in every row, received "
                          f"rows {[int(r) for r in xp.nonzero(empty_rows)[0]]} with none (nothing can be drawn)")
@@ -168,6 +170,7 @@ def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top
         step = GPTStepper(model, idx.shape[0], use_cache)
         for _ in range(max_new_tokens):
             new = next_token(step(idx), temperature, top_k, top_p, rng)
+            new = to_backend(new, backend_name(idx))  # the prompt's backend (a model elsewhere: an explicit copy)
             idx = xp.concatenate([idx, xp.asarray(new, dtype=idx.dtype)[:, None]], axis=1)
     return idx[0] if prompt_ids.ndim == 1 else idx
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import backend_name, get_array_module, to_backend, to_numpy
 
 TOLERANCE = 1e-7
 EPS = 1e-6
@@ -107,14 +107,14 @@ def numerical_gradient(f, x, upstream=1.0, eps=EPS):
     """
     grad = np.zeros(x.shape, dtype=np.float64)
     flat = x.reshape(-1)  # a view: writing into it writes into x
-    if not np.shares_memory(flat, x):
+    if not get_array_module(x).shares_memory(flat, x):
         raise ValueError("numerical_gradient needs a contiguous array it can perturb in place")
     for i in range(flat.size):
         original = flat[i].copy()
         flat[i] = original + eps
-        plus = np.array(f(), dtype=np.float64)
+        plus = to_numpy(f()).astype(np.float64)  # on a device, the output is copied to the host
         flat[i] = original - eps
-        minus = np.array(f(), dtype=np.float64)
+        minus = to_numpy(f()).astype(np.float64)
         flat[i] = original
         grad.reshape(-1)[i] = np.sum((plus - minus) * upstream) / (2 * eps)
     return grad
@@ -169,13 +169,13 @@ def check_function(forward, backward, *inputs, params=None, names=None, seed=0, 
 
     rng = checker_rng(seed)
     out = forward(*inputs)
-    G = rng.standard_normal(np.shape(out))
+    G = rng.standard_normal(getattr(out, "shape", ()))  # drawn on the host, whatever the backend
     if zero_floor is None:
-        zero_floor = ZERO_FLOOR_FACTOR * np.finfo(np.float64).eps * float(np.sum(np.abs(out * G))) / eps
+        zero_floor = ZERO_FLOOR_FACTOR * np.finfo(np.float64).eps * float(np.sum(np.abs(to_numpy(out) * G))) / eps
     prefill = {name: rng.standard_normal(p.grad.shape) for name, p in params.items()}
     for name, p in params.items():
-        p.grad[...] = prefill[name]
-    grads = _as_tuple(backward(G))
+        p.grad[...] = to_backend(prefill[name], backend_name(p.grad))
+    grads = _as_tuple(backward(to_backend(G, backend_name(out))))
     if len(grads) != len(float_idx):
         raise ValueError(
             f"backward: expected {len(float_idx)} gradient(s), one per floating-point input, "
@@ -192,7 +192,8 @@ def check_function(forward, backward, *inputs, params=None, names=None, seed=0, 
     for name, p in params.items():
         numeric = numerical_gradient(output, p.data, G, eps)
         raw = to_numpy(p.grad).copy()
-        p.grad -= prefill[name]  # leave .grad holding backward's own contribution, as before the check
+        # leave .grad holding backward's own contribution, as before the check
+        p.grad -= to_backend(prefill[name], backend_name(p.grad))
         result = _result(name, raw - prefill[name], numeric, tol, zero_floor)
         if not result.passed and _result(name, raw, numeric, tol, zero_floor).passed:
             result = GradResult(name, result.max_rel_error, result.max_abs_error, tol, zero_floor, False, True)

@@ -2,7 +2,7 @@
 
 import numbers
 
-from .backend import get_array_module
+from .backend import backend_name, get_array_module, to_backend
 from .layers.activation import log_softmax
 from .module import Module
 from .validate import check_float, check_int_ids, check_ndim
@@ -43,6 +43,7 @@ class CrossEntropyLoss(Module):
         check_ndim(targets, logits.ndim - 1, "targets", f"(the leading shape of logits {logits.shape})")
         if targets.shape != logits.shape[:-1]:
             raise ValueError(f"targets: expected shape {logits.shape[:-1]}, received {targets.shape}")
+        targets = to_backend(targets, backend_name(logits))  # ids from the host follow the logits, as in Embedding
         V, eps = logits.shape[-1], self.label_smoothing
         if self.ignore_index is None:
             keep = xp.ones(targets.shape, dtype=bool)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import backend_name, get_array_module
 
 
 def check_float(x, name="x"):
@@ -41,15 +41,32 @@ def check_int_ids(ids, low, high, name="ids"):
     if not hasattr(ids, "dtype") or ids.dtype.kind not in "iu":
         got = getattr(ids, "dtype", type(ids).__name__)
         raise TypeError(f"{name}: expected an integer array, received {got}")
-    if ids.size and (int(ids.min()) < low or int(ids.max()) >= high):
+    if not ids.size:
+        return
+    smallest, largest = ids.min(), ids.max()  # 0-d arrays: on a GPU they stay on the device
+    if bool((smallest < low) | (largest >= high)):  # one device-to-host synchronisation, not two
         raise ValueError(
             f"{name}: expected values in [{low}, {high}), received values in "
-            f"[{int(ids.min())}, {int(ids.max())}]"
+            f"[{int(smallest)}, {int(largest)}]"
+        )
+
+
+def check_same_backend(a, b, name_a="x", name_b="weight"):
+    """``a`` must live on the backend of ``b`` (usually a parameter): a NumPy array given to a model
+    on CuPy, or a CuPy array to a model on NumPy, is refused naming both backends and both ways to
+    move (the model, or the data). One type check, run where an input meets a layer's parameters."""
+    got, want = backend_name(a), backend_name(b)
+    if got != want:
+        raise TypeError(
+            f"{name_a}: expected a {want} array (the backend of {name_b}), received a {got} array; move the "
+            f"model with model.to({got!r}), or the data with transformer_np.backend.to_backend({name_a}, {want!r})"
         )
 
 
 def check_same_dtype(a, b, name_a="x", name_b="weight"):
-    """Two arrays must share a dtype, so float32 stays float32 (no silent upcast)."""
+    """Two arrays must share a backend (``check_same_backend``) and a dtype, so float32 stays float32
+    (no silent upcast)."""
+    check_same_backend(a, b, name_a, name_b)
     if a.dtype != b.dtype:
         raise TypeError(f"{name_a}: expected dtype {b.dtype} (the dtype of {name_b}), received {a.dtype}")
 

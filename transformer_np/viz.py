@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from .backend import to_numpy
 from .data.symbols import BOS, EOS, NUM_SPECIAL, PAD
 from .viz_curves import (  # noqa: F401  (re-exported: ``viz`` is the one place to import plots from)
     FONT,
@@ -60,7 +61,7 @@ def token_labels(ids, names=None):
     ``names``: a dict id -> label or a function id -> label (e.g. a tokenizer's ``decode`` of one
     id) to use instead.
     """
-    ids = [int(i) for i in np.asarray(ids).reshape(-1)]
+    ids = [int(i) for i in to_numpy(ids).reshape(-1)]  # device ids are copied to the host explicitly
     if names is None:
         return [SPECIAL_NAMES.get(i, str(i - NUM_SPECIAL)) for i in ids]
     lookup = names.get if isinstance(names, dict) else names

@@ -62,7 +62,8 @@ def _layer_weights(layers, example_index, kind):
         if P is None:
             raise ValueError(f"attention_maps: expected a forward pass first, received a model whose {kind} "
                              f"attention of layer {l} ({name.strip('.')}) holds no weights "
-                             "(run model.forward, in eval mode)")
+                             "(run model.forward, in eval mode; the tiled, banded-window and linear attention kinds "
+                             "never form the weights: plot a model with attention='standard')")
         if not -P.shape[0] <= example_index < P.shape[0]:
             raise ValueError(f"example_index: expected an index into the last batch of {P.shape[0]}, "
                              f"received {example_index}")

@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..backend import to_backend
 from ..gradcheck import TOLERANCE, check_module
 
 # Shapes shared by the cases: all different, none a power of two.
@@ -51,10 +52,18 @@ class GradRow:
     verdict: str = None  # GradResult.verdict: "yes", "NO", "zero" (below the absolute floor), "NO (= not +=)"
 
 
-def run_case(case, seed=0, tol=None):
-    """Run ``case`` against ``tol`` (default: the case's own bar); one GradResult per input and parameter."""
+def run_case(case, seed=0, tol=None, backend="numpy"):
+    """Run ``case`` against ``tol`` (default: the case's own bar); one GradResult per input and parameter.
+
+    ``backend``: where the layer and its inputs live ("cupy": the float64 checks on a GPU). The
+    case is built on the CPU as always, then moved with ``module.to`` and ``to_backend``.
+    """
     tol = case.tol if tol is None else tol
     module, inputs, kwargs = case.build(np.random.default_rng(seed), np.float64)
+    if backend != "numpy":
+        module.to(backend)
+        inputs = tuple(to_backend(x, backend) if hasattr(x, "dtype") else x for x in inputs)
+        kwargs = {k: to_backend(v, backend) if hasattr(v, "dtype") else v for k, v in kwargs.items()}
     return check_module(module, *inputs, names=case.names, seed=seed, tol=tol, **kwargs)
 
 
@@ -70,14 +79,14 @@ def case_rows(case, results):
 
 def all_cases():
     """Every GradCase, in the order of the notes."""
-    from . import attention, basic, bert, blocks, core, gpt, loss, models, rnn
+    from . import attention, basic, bert, blocks, core, efficient, gpt, loss, models, rnn
 
-    return [*core.CASES, *basic.CASES, *attention.CASES, *blocks.CASES, *loss.CASES, *models.CASES, *gpt.CASES, *bert.CASES, *rnn.CASES]
+    return [*core.CASES, *basic.CASES, *attention.CASES, *efficient.CASES, *blocks.CASES, *loss.CASES, *models.CASES, *gpt.CASES, *bert.CASES, *rnn.CASES]
 
 
-def run_rows(cases, tol=None):
-    """Run ``cases``; one GradRow per (case, gradient, label)."""
-    return [row for case in cases for row in case_rows(case, run_case(case, tol=tol))]
+def run_rows(cases, tol=None, backend="numpy"):
+    """Run ``cases`` (on ``backend``); one GradRow per (case, gradient, label)."""
+    return [row for case in cases for row in case_rows(case, run_case(case, tol=tol, backend=backend))]
 
 
 def format_rows(rows):

@@ -8,6 +8,7 @@ from .feedforward import PositionwiseFeedForward
 from .gru import GRU
 from .kv_cache import CrossAttentionCache, KVCache, SelfAttentionCache
 from .linear import Linear
+from .linear_attention import LinearAttention, PerformerAttention
 from .masks import (
     causal_mask,
     check_mask,
@@ -15,6 +16,7 @@ from .masks import (
     mask_bias,
     padding_mask_from_ids,
     padding_mask_from_lengths,
+    sliding_window_mask,
 )
 from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .norm import LayerNorm
@@ -22,6 +24,8 @@ from .pooling import L2Normalize, MaskedMeanPooling, Pooler, Tanh
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from .residual import Residual
 from .tied import TiedOutput
+from .tiled_attention import TiledAttention
+from .window_attention import RollingKVCache, SlidingWindowAttention
 
 __all__ = [
     "Linear",
@@ -56,4 +60,10 @@ __all__ = [
     "KVCache",
     "SelfAttentionCache",
     "CrossAttentionCache",
+    "TiledAttention",
+    "SlidingWindowAttention",
+    "RollingKVCache",
+    "sliding_window_mask",
+    "LinearAttention",
+    "PerformerAttention",
 ]

@@ -114,3 +114,15 @@ def check_mask(mask, B, H, Tq, Tk, name="mask"):
     shape = tuple(mask.shape)
     if len(shape) != 4 or any(s not in (1, full) for s, full in zip(shape, expected)):
         raise ValueError(f"{name}: expected {want}, received shape {shape}")
+
+
+def sliding_window_mask(T, window, xp=None, offset=0):
+    """(1, 1, T, offset + T) mask: query i (at position p = offset + i) may attend to the keys j
+    with |p - j| < window (win.1). ANDed with a causal mask it keeps the last ``window`` keys
+    (j = p - window + 1 .. p, Mistral's sliding window); alone, the 2 window - 1 keys around the
+    query (Longformer's local attention). Background: notes/window.md.
+    """
+    T, window, offset = check_int(T, "T"), check_int(window, "window"), check_int(offset, "offset", low=0)
+    xp = get_backend("numpy") if xp is None else xp
+    distance = xp.arange(offset, offset + T)[:, None] - xp.arange(offset + T)[None, :]  # (T, offset + T): p - j
+    return (xp.abs(distance) < window)[None, None, :, :]

@@ -37,6 +37,12 @@ class MultiHeadAttention(Module):
     this); the dropout on the layer's output is the residual wrapper's job. ``attn_weights`` is
     the last softmax P, (B, H, Tq, Tk), before dropout, for plotting heatmaps.
 
+    ``attention``: the core that attends with the heads, a Module with ``forward(Q, K, V, mask)``
+    and ``backward(dO)`` (None: ScaledDotProductAttention(dropout)); the other kinds
+    (TiledAttention, SlidingWindowAttention, LinearAttention, PerformerAttention) are in
+    notes/flash.md, notes/window.md and notes/linear_attention.md (``attn_weights`` is None for those
+    that never form P).
+
     Incremental decoding (notes/decoding.md) is the same forward with a ``cache``: a
     SelfAttentionCache (``self_cache(B, max_len)``) receives the new tokens' K, V and the
     queries attend to every cached position; a CrossAttentionCache (``cross_cache(memory)``,
@@ -44,7 +50,8 @@ class MultiHeadAttention(Module):
     eval mode, and nothing is kept for backward (a backward after it raises).
     """
 
-    def __init__(self, d_model, n_heads, n_kv_heads=None, *, dropout=0.0, bias=True, rng=None, dtype=None):
+    def __init__(self, d_model, n_heads, n_kv_heads=None, *, dropout=0.0, bias=True, rng=None, dtype=None,
+                 attention=None):
         d_model, n_heads = check_int(d_model, "d_model"), check_int(n_heads, "n_heads")
         n_kv_heads = n_heads if n_kv_heads is None else check_int(n_kv_heads, "n_kv_heads")
         if d_model % n_heads != 0:
@@ -62,7 +69,10 @@ class MultiHeadAttention(Module):
         self.w_k = Linear(d_model, n_kv_heads * self.d_head, bias, rng=rng, dtype=dtype)  # (gqa.1)
         self.w_v = Linear(d_model, n_kv_heads * self.d_head, bias, rng=rng, dtype=dtype)
         self.w_o = Linear(d_model, d_model, bias, rng=rng, dtype=dtype)
-        self.attention = ScaledDotProductAttention(dropout, rng=rng)
+        self.attention = ScaledDotProductAttention(dropout, rng=rng) if attention is None else attention
+        if attention is not None and dropout:
+            raise ValueError(f"dropout: expected 0 with an attention core given (the core carries its own), "
+                             f"received dropout={dropout!r} and {type(attention).__name__}")
 
     @property
     def attn_weights(self):
@@ -124,6 +134,8 @@ class MultiHeadAttention(Module):
         """An empty SelfAttentionCache for this layer: K, V buffers (B, Hkv, capacity, Dh) in the
         parameters' dtype and backend, at most ``max_len`` positions (gqa.8)."""
         like = self.w_k.weight.data
+        if hasattr(self.attention, "self_cache"):  # a core with a cache of its own (a window keeps w positions)
+            return self.attention.self_cache(batch_size, self.n_kv_heads, self.d_head, max_len, like=like)
         return SelfAttentionCache(batch_size, self.n_kv_heads, self.d_head, max_len, like=like, capacity=capacity)
 
     def cross_cache(self, memory):

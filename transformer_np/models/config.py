@@ -21,9 +21,15 @@ import math
 import numbers
 
 from ..layers.feedforward import ACTIVATIONS, PositionwiseFeedForward
+from ..layers.linear_attention import LinearAttention, PerformerAttention
 from ..layers.multihead import MultiHeadAttention
 from ..layers.norm import LayerNorm
 from ..layers.residual import NORM_POSITIONS, Residual
+from ..layers.tiled_attention import TiledAttention
+from ..layers.window_attention import SlidingWindowAttention
+
+# How the heads attend (notes/flash.md, notes/window.md, notes/linear_attention.md).
+ATTENTION_KINDS = ("standard", "tiled", "window", "linear", "performer")
 
 
 def model_config(cls):
@@ -86,6 +92,15 @@ class BlockConfig(ModelConfig):
     activation   "relu" (the paper), "gelu" (exact) or "gelu_tanh" (GPT-2's approximation)
     norm         "post" (the paper: LayerNorm after each residual sum) or "pre" (GPT-2)
     bias         biases of the linear layers (the LayerNorms keep theirs)
+    attention    how the heads attend: "standard" (softmax, the (T, T) weights stored),
+                 "tiled" (the same numbers in tiles of ``tile``, O(T) memory, notes/flash.md),
+                 "window" (each query sees the keys within ``window`` positions, banded in
+                 blocks of ``tile``, notes/window.md; cross-attention stays standard), "linear"
+                 (elu + 1 features) or "performer" (``features`` random features approximating
+                 softmax), notes/linear_attention.md. Only "standard" has attention dropout.
+    tile         rows per query and key tile ("tiled"), per query block ("window")
+    window       "window" only: the keys each query sees, |position difference| < window
+    features     "performer" only: the number of random features
     eps          the epsilon of every LayerNorm of the model, inside its square root (ln.3)
                  (1e-5 as torch.nn.LayerNorm; BERT uses 1e-12)
 
@@ -102,6 +117,10 @@ class BlockConfig(ModelConfig):
     activation: str = "relu"
     norm: str = "post"
     bias: bool = True
+    attention: str = "standard"
+    tile: int = 64
+    window: int = None
+    features: int = 64
     eps: float = 1e-5
 
     @property
@@ -135,6 +154,22 @@ class BlockConfig(ModelConfig):
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
             raise ValueError(f"{type(self).__name__}: expected eps a finite number > 0, received {eps!r}")
         object.__setattr__(self, "eps", float(eps))
+        self._validate_attention()
+
+    def _validate_attention(self):
+        """The attention kind and its parameters (notes/flash.md): nothing set that the kind ignores."""
+        name = type(self).__name__
+        choice(self, "attention", ATTENTION_KINDS)
+        positive_int(self, "tile")
+        positive_int(self, "features")
+        if self.attention == "window":
+            positive_int(self, "window")
+        elif self.window is not None:
+            raise ValueError(f"{name}: expected window=None unless attention='window', received window={self.window!r} "
+                             f"with attention={self.attention!r}")
+        if self.attention != "standard" and self.dropout:
+            raise ValueError(f"{name}: attention={self.attention!r} has no dropout on the attention weights (only "
+                             f"'standard' forms them all): expected dropout=0, received dropout={self.dropout!r}")
 
 
 def positive_int(config, name):
@@ -173,10 +208,25 @@ def config_from(cls, config, fields):
 # -- the builders: a configuration becomes layers ----------------------------------------------------
 
 
-def attention_layer(config, *, rng, dtype):
-    """The MultiHeadAttention of one block, as ``config`` describes it."""
+def attention_layer(config, *, rng, dtype, cross=False):
+    """The MultiHeadAttention of one block, as ``config`` describes it; ``cross``: it attends to
+    another sequence (a sliding window is a rule about positions in one sequence: standard there)."""
     return MultiHeadAttention(config.d_model, config.n_heads, config.n_kv_heads, dropout=config.dropout,
-                              bias=config.bias, rng=rng, dtype=dtype)
+                              bias=config.bias, rng=rng, dtype=dtype, attention=attention_core(config, cross))
+
+
+def attention_core(config, cross=False):
+    """The core of ``config.attention`` (None: the standard ScaledDotProductAttention)."""
+    kind = config.attention
+    if kind == "standard" or (kind == "window" and cross):
+        return None
+    if kind == "tiled":
+        return TiledAttention(config.tile, config.tile)
+    if kind == "window":
+        return SlidingWindowAttention(config.window, block=config.tile)
+    if kind == "linear":
+        return LinearAttention()
+    return PerformerAttention(config.d_head, config.features)
 
 
 def feedforward_layer(config, *, rng, dtype, dropout=None):

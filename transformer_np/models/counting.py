@@ -119,6 +119,10 @@ def flops_per_token(config, T, source_length=None, include_logits=False):
     cross-attention key and value projections, which act on the S memory positions; score
     terms 12 L d (S^2 + T^2 + T S). Embeddings are left out, and so is the output matrix unless
     ``include_logits`` (6 d V per target token). Element-wise work is not counted.
+
+    Every ``config.attention`` kind is counted as the standard path (an upper bound for "window",
+    which scores T w pairs, and for "tiled" under a causal mask, which skips the tiles in the
+    future; "linear" and "performer" differ, notes/linear_attention.md).
     """
     c, L, d = config, config.n_layers, config.d_model
     if isinstance(c, GPTConfig):
@@ -147,4 +151,6 @@ def kv_cache_bytes(config, batch_size, length, itemsize, source_length=None):
     if isinstance(config, TransformerConfig) != (source_length is not None):
         raise TypeError(f"kv_cache_bytes: expected source_length for an encoder-decoder and only for one, "
                         f"received {type(config).__name__} with source_length={source_length!r}")
+    if getattr(config, "attention", "standard") == "window":
+        length = min(length, config.window)  # (win.5): a rolling cache keeps the last window positions
     return per_position * (length + (source_length or 0))  # (dec.7) + (dec.8)

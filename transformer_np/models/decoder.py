@@ -25,7 +25,7 @@ class DecoderLayer(Module):
         config = config_from(BlockConfig, config, fields)
         rng = make_rng(rng)
         self_attn = attention_layer(config, rng=rng, dtype=dtype)
-        cross_attn = attention_layer(config, rng=rng, dtype=dtype)
+        cross_attn = attention_layer(config, rng=rng, dtype=dtype, cross=True)
         ffn = feedforward_layer(config, rng=rng, dtype=dtype)
         self.self_attn = residual(self_attn, config, rng=rng, dtype=dtype)
         self.cross_attn = residual(cross_attn, config, rng=rng, dtype=dtype)

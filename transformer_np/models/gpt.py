@@ -15,7 +15,7 @@ import dataclasses
 import math
 from contextlib import nullcontext
 
-from ..backend import get_array_module
+from ..backend import backend_name, get_array_module, to_backend
 from ..init import make_rng, normal
 from ..layers.dropout import Dropout
 from ..layers.embedding import Embedding
@@ -224,4 +224,6 @@ class GPT(Module):
         """The causal rows start .. start + T - 1 (gpt.3), AND an optional extra mask (e.g. padding)."""
         causal = causal_mask(T, get_array_module(self.ln_f.weight.data), offset=start)  # (1, 1, T, start + T)
         check_mask(mask, B, self.n_heads, T, start + T)
+        if mask is not None:  # a mask built on the host follows the parameters, as token ids do
+            mask = to_backend(mask, backend_name(self.ln_f.weight.data))
         return combine_masks(mask, causal)

@@ -100,7 +100,7 @@ class Trainer:
         lr = self.optimizer.lr
         self.optimizer.step()
         self.step += 1
-        tokens, seconds = int(np.size(targets)), time.perf_counter() - t0  # tokens: target positions
+        tokens, seconds = int(targets.size), time.perf_counter() - t0  # tokens: target positions (no np. on a device array)
         record = {"step": self.step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens / seconds}
         for key, value in record.items():
             self.history[key].append(value)
