@@ -199,3 +199,22 @@ def test_dropout_where_bert_puts_it():
     assert layer.ffn.sublayer.dropout.p == 0.0
     assert layer.ffn.dropout.p == layer.self_attn.dropout.p == layer.self_attn.sublayer.attention.dropout.p == 0.1
     assert EncoderLayer(d_model=4, n_heads=1, dropout=0.1).ffn.sublayer.dropout.p == 0.1
+
+
+def test_host_ids_and_masks_with_a_model_on_the_device():
+    """Token ids, token types and the mask may come from the CPU data pipeline (as for the GPT):
+    they follow the model to its backend (the strict stand-in of tests/test_strict_backend.py)."""
+    import strict_backend as strict
+    from transformer_np import backend
+
+    backend.register_backend("strict", strict, strict.StrictArray)
+    try:
+        bert = _bert(mlm_head=False).to("strict")
+        enc = SentenceEncoder(bert)
+        ids = np.array([[1, 2, 3, 4], [5, 6, 0, 0]])
+        e = enc.forward(ids, np.zeros_like(ids), ids != 0)
+        assert backend.backend_name(e) == "strict"
+        reference = SentenceEncoder(_bert(mlm_head=False)).forward(ids, np.zeros_like(ids), ids != 0)
+        assert np.abs(backend.to_numpy(e) - reference).max() < 1e-12
+    finally:
+        backend.unregister_backend("strict")

@@ -16,7 +16,7 @@ each a Module with its own forward and backward (the same Bert may be in both).
 Pretrained weights: ``transformer_np.pretrained.load_minilm()``.
 """
 
-from ..backend import get_array_module
+from ..backend import backend_name, get_array_module, to_backend
 from ..init import make_rng, normal
 from ..layers.activation import GELU
 from ..layers.dropout import Dropout
@@ -175,7 +175,8 @@ class Bert(Module):
         xp = get_array_module(attention_mask)
         if attention_mask.dtype != bool and not xp.isin(attention_mask, (0, 1)).all():
             raise ValueError("attention_mask: expected booleans or 0/1 (1 = a real token), received other values")
-        return attention_mask.astype(bool)[:, None, None, :]
+        mask = to_backend(attention_mask, backend_name(self.embedding_norm.weight.data))  # masks follow the model
+        return mask.astype(bool)[:, None, None, :]
 
     def _check_ids(self, ids, token_type_ids):
         check_ndim(ids, 2, "ids", "(B, T)")
@@ -241,8 +242,8 @@ class SentenceEncoder(Module):
         averaged; None: all of them) -> e (B, D). Caches nothing itself."""
         h = self.bert.forward(ids, token_type_ids, attention_mask)  # (B, T, D)
         if attention_mask is None:
-            attention_mask = get_array_module(ids).ones(ids.shape, dtype=bool)
-        e = self.pool.forward(h, attention_mask)  # (B, D)  (pool.1)
+            attention_mask = get_array_module(h).ones(ids.shape, dtype=bool)
+        e = self.pool.forward(h, to_backend(attention_mask, backend_name(h)))  # (B, D)  (pool.1)
         if self.normalize is not None:
             e = self.normalize.forward(e)  # (B, D)  (pool.2)
         self.save_for_backward(output=e)
