@@ -79,9 +79,9 @@ def case_rows(case, results):
 
 def all_cases():
     """Every GradCase, in the order of the notes."""
-    from . import attention, basic, blocks, core, efficient, gpt, loss, models, rnn
+    from . import attention, basic, bert, blocks, core, efficient, gpt, loss, models, rnn
 
-    return [*core.CASES, *basic.CASES, *attention.CASES, *efficient.CASES, *blocks.CASES, *loss.CASES, *models.CASES, *gpt.CASES, *rnn.CASES]
+    return [*core.CASES, *basic.CASES, *attention.CASES, *efficient.CASES, *blocks.CASES, *loss.CASES, *models.CASES, *gpt.CASES, *bert.CASES, *rnn.CASES]
 
 
 def run_rows(cases, tol=None, backend="numpy"):

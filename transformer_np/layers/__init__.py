@@ -20,6 +20,7 @@ from .masks import (
 )
 from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .norm import LayerNorm
+from .pooling import L2Normalize, MaskedMeanPooling, Pooler, Tanh
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from .residual import Residual
 from .tied import TiedOutput
@@ -46,6 +47,10 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     "TiedOutput",
+    "MaskedMeanPooling",
+    "L2Normalize",
+    "Pooler",
+    "Tanh",
     "causal_mask",
     "padding_mask_from_lengths",
     "padding_mask_from_ids",

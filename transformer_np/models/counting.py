@@ -17,6 +17,7 @@ model the tests build.
 
 from ..layers.embedding import Embedding
 from ..layers.positional import LearnedPositionalEmbedding
+from .bert import BertConfig
 from .gpt import GPTConfig
 from .transformer import TransformerConfig
 
@@ -80,7 +81,10 @@ def parameter_count(config, non_embedding=False):
     LayerNorm are N (count.4); the token table (also the output matrix, tied) and the position
     table come on top (count.5). Encoder-decoder: encoder layer (count.7), decoder layer
     (count.8), a final LayerNorm per stack for pre-LN, the embeddings, and a separate output
-    Linear unless the embeddings are shared (count.9).
+    Linear unless the embeddings are shared (count.9). BERT: the word, position and token-type
+    tables (bert.1), the embedding LayerNorm, L post-LN layers, the optional pooler (d^2 + d)
+    and MLM head (d^2 + d, a LayerNorm, and the output bias of V entries; its matrix is the
+    tied word table).
     """
     c = config
     attn, ffn, ln = attention_parameters(c), feedforward_parameters(c), layernorm_parameters(c)
@@ -92,8 +96,13 @@ def parameter_count(config, non_embedding=False):
         output = 0 if c.share_embeddings else c.d_model * c.tgt_vocab + c.tgt_vocab
         n = c.n_layers * (attn + ffn + 2 * ln) + c.n_layers * (2 * attn + ffn + 3 * ln) + finals + output
         embeddings = c.src_vocab * c.d_model + (0 if c.share_embeddings else c.tgt_vocab * c.d_model)  # (count.9)
+    elif isinstance(c, BertConfig):
+        n = ln + c.n_layers * (attn + ffn + 2 * ln)  # embedding LayerNorm, post-LN layers (count.3)
+        n += (c.d_model * c.d_model + c.d_model) if c.pooler else 0  # pooler dense (pool.3)
+        n += (c.d_model * c.d_model + c.d_model + ln + c.vocab_size) if c.mlm_head else 0  # (bert.4), tied table
+        embeddings = (c.vocab_size + c.max_len + c.type_vocab_size) * c.d_model  # (bert.1)
     else:
-        raise TypeError(f"config: expected a GPTConfig or TransformerConfig, received {type(c).__name__}")
+        raise TypeError(f"config: expected a GPTConfig, TransformerConfig or BertConfig, received {type(c).__name__}")
     return n if non_embedding else n + embeddings
 
 

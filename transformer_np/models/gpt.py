@@ -127,7 +127,7 @@ class GPT(Module):
         self.position_embedding = LearnedPositionalEmbedding(config.d_model, config.block_size, rng=rng, dtype=dtype)
         self.dropout = Dropout(config.dropout, rng=rng)
         self.blocks = [GPTBlock(config, rng=rng, dtype=dtype) for _ in range(config.n_layers)]
-        self.ln_f = LayerNorm(config.d_model, dtype=dtype)
+        self.ln_f = LayerNorm(config.d_model, config.eps, dtype=dtype)
         self.head = TiedOutput(self.token_embedding.weight)  # the same Parameter object (tie.1)
         self._init_weights(rng)
 
