@@ -27,9 +27,10 @@ MODELS_COUNTED = []
 @pytest.fixture(autouse=True, scope="session")
 def _count_every_built_model():
     from transformer_np.models import GPT, Transformer
+    from transformer_np.models.bert import Bert
     from transformer_np.models.counting import count_parameters, parameter_count
 
-    originals = {cls: cls.__init__ for cls in (GPT, Transformer)}
+    originals = {cls: cls.__init__ for cls in (GPT, Transformer, Bert)}
 
     def counted(cls):
         def __init__(self, *args, **kwargs):

@@ -207,7 +207,7 @@ def test_config_round_trip():
     config = json.loads(json.dumps(model.config.to_dict()))  # JSON-able
     sizes = {"src_vocab": V_SRC, "tgt_vocab": V_SRC, "d_model": D, "n_heads": H, "n_layers": N, "d_ff": D_FF}
     rest = {"dropout": 0.1, "max_len": MAX_LEN, "norm": "pre", "activation": "relu", "share_embeddings": True,
-            "bias": True, "n_kv_heads": H, "positions": "sinusoidal"}
+            "bias": True, "n_kv_heads": H, "eps": 1e-5, "positions": "sinusoidal"}
     rest.update(attention="standard", tile=64, window=None, features=64)  # how the heads attend (notes/flash.md)
     assert config == {**sizes, **rest}
     rebuilt = Transformer(config, rng=np.random.default_rng(0), dtype=np.float64)

@@ -107,6 +107,13 @@ MUTATIONS = {
         ("dS @ Kj * scale", "dS @ Kj", "dQ is off by the factor sqrt(D_h)"),
         ("dK[:, :, k0:k0 + self.tile] += ", "dK[:, :, k0:k0 + self.tile] = ", "add (+=) every query tile's term"),
     ],
+    # int8 quantisation: one scale for the whole matrix, 128 levels, truncation, the sign forgotten
+    "14_numbers_and_formats": [
+        ("np.abs(W).max(axis=0) / 127", "np.abs(W).max() / 127", "one scale for the whole matrix (per tensor)"),
+        ("/ 127  #", "/ 128  #", "divide by 127, the largest code"),
+        ("np.clip(np.rint(W / s), -127, 127)", "np.clip(W / s, -127, 127)", "rounded toward zero"),
+        ("np.abs(W).max(axis=0)", "W.max(axis=0)", "a negative weight larger in magnitude"),
+    ],
     # backpropagation through time: the future forgotten, each step overwriting dU, the wrong state read
     "15_why_attention": [
         ("dH[:, t] + dh_next", "dH[:, t]", "the last step is right and the earlier ones are not"),

@@ -13,9 +13,13 @@ LEVELS = {
     "backend": 1,
     "module": 2, "init": 2, "validate": 2, "special": 2, "ops": 2, "files": 2,
     "layers": 3, "loss": 3, "gradcheck": 3, "optim": 3, "checkpoint": 3,
+    "precision": 3, "quant": 3,  # number formats, mixed precision, int8: know modules and layers, never models
+    "safetensors": 3,  # reads arrays from a file, like checkpoint
     "models": 4,
     "generate": 5, "decode": 5, "probes": 5, "beam": 5, "train": 5, "recipes": 5, "data": 5, "viz": 5, "viz_curves": 5, "viz_maps": 5,
+    "pretrained": 5,  # a Hugging Face BERT folder -> Bert + WordPiece (models, safetensors, data)
     "checks": 6, "figures": 6, "cli": 6, "inference": 6, "__main__": 6,  # inference: the sample/translate commands
+    "sentences": 6,  # the attend/embed commands
 }  # fmt: skip
 # data and viz sit on floor 5 but may not use model code; data may use the one mask builder.
 NO_MODEL_CODE = {"data", "viz", "viz_curves", "viz_maps"}

@@ -33,6 +33,8 @@ PRIVATE = re.compile(r"(?:\.|\bimport |, )(_[a-zA-Z]\w*)")
 # Written apart from the course order; the lead numbers it into place (issue 17), then removes it here.
 NOT_YET_PLACED = {"15_why_attention.ipynb"}
 NOT_YET_PLACED |= {"12_cost_of_attention.ipynb"}  # issue 13
+NOT_YET_PLACED |= {"14_numbers_and_formats.ipynb"}  # issue 15
+NOT_YET_PLACED |= {"13_attention_in_a_real_model.ipynb"}  # issue 14
 NOT_YET_PLACED |= {"11_positions.ipynb"}  # issue 12
 # Absolute or per-machine paths: POSIX homes and scratch folders, "~/", and Windows drives
 # ("C:\\Users", 'd:/data') where a path can start: not LaTeX such as "\sum_{n:\ i}".

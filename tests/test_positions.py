@@ -216,3 +216,11 @@ def test_a_score_bias_with_another_attention_kind_is_refused(positions):
 
     with pytest.raises(ValueError, match=r"score_bias: expected the standard attention core .*received LinearAttention"):
         MultiHeadAttention(8, 2, attention=LinearAttention(), score_bias=ALiBi(2))
+
+
+def test_bert_keeps_its_learned_table():
+    from transformer_np.models.bert import BertConfig
+
+    assert BertConfig(vocab_size=10, n_layers=1, d_model=8, n_heads=2).positions == "learned"
+    with pytest.raises(ValueError, match=r"BertConfig: expected positions one of 'learned', received 'rope'"):
+        BertConfig(vocab_size=10, n_layers=1, d_model=8, n_heads=2, positions="rope")

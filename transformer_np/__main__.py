@@ -1,10 +1,12 @@
-"""Command line: python -m transformer_np {demo, train, sample, translate, plot, gradcheck}.
+"""Command line: python -m transformer_np {demo, train, sample, translate, attend, embed, plot, gradcheck}.
 
     demo        train a small encoder-decoder to reverse sequences (a minute or two on a CPU),
                 report held-out accuracy, show decoded examples, save an attention heatmap
     train       train a named recipe (transformer_np/recipes), with checkpoints and --resume
     sample      continue a prompt with a trained GPT checkpoint (temperature, top-k, top-p)
     translate   decode toy-task sources with a trained encoder-decoder checkpoint (beam search)
+    attend      heatmaps of a pretrained encoder's (all-MiniLM-L6-v2) attention on a sentence
+    embed       cosine similarities of sentences' embeddings (all-MiniLM-L6-v2)
     plot        regenerate every PNG of figures/ (plot --all [--out figures])
     gradcheck   check every backward pass against finite differences
 
@@ -243,6 +245,7 @@ def build_parser():
     import argparse
 
     from .inference import add_commands
+    from .sentences import add_commands as add_sentence_commands
     from .recipes import RECIPES
 
     parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -285,6 +288,7 @@ def build_parser():
     fit.set_defaults(run=train)
 
     add_commands(commands)  # sample and translate: transformer_np/inference.py
+    add_sentence_commands(commands)  # attend and embed: transformer_np/sentences.py
 
     draw = commands.add_parser("plot", help="regenerate every figure of the README")
     draw.add_argument("--all", action="store_true", required=True, help="every figure (the only choice for now)")

@@ -13,6 +13,8 @@ Layout of the archive (every entry a plain array, so it loads with ``allow_pickl
     model_config             the model's own configuration (``model.config.to_dict()`` and its
                              class name), as a JSON string, when the model has one
     extra/<key>              any further arrays the caller passes (the trainer's history)
+    quantization             how the model was quantised (``model.quantization``), as a JSON
+                             string, for an int8-quantised model only (notes/quantization.md)
 
 Saving the dropout generators as well as the weights is what lets a resumed run draw the same
 dropout masks, and so take exactly the steps an uninterrupted run would have taken.
@@ -66,6 +68,8 @@ def save_checkpoint(path, model, optimizer=None, step=0, rng=None, config=None, 
     arrays["config"] = np.asarray(json.dumps(config or {}))
     if _model_config(model) is not None:
         arrays["model_config"] = np.asarray(json.dumps(_model_config(model)))
+    if getattr(model, "quantization", None) is not None:
+        arrays["quantization"] = np.asarray(json.dumps(model.quantization))
     arrays.update({f"extra/{key}": np.asarray(value) for key, value in (extra or {}).items()})
     bad = [k for k, v in arrays.items() if v.dtype == object]
     if bad:
@@ -92,6 +96,7 @@ def load_checkpoint(path, model, optimizer=None, rng=None, config=None):
                  if config.get(k) != saved_config.get(k)]
         raise ValueError(f"checkpoint {path} was written for another configuration:\n  " + "\n  ".join(diffs))
     _check_model_config(path, model, entries)
+    _check_quantization(path, model, entries)
     try:
         generators = _matching_generators(path, model, entries)  # checked before anything is changed
         model.load_state_dict({k[len("model/"):]: v for k, v in entries.items() if k.startswith("model/")})
@@ -204,6 +209,17 @@ def _check_model_config(path, model, entries):
         diffs = [f"{k}: expected {mine.get(k)!r}, checkpoint has {saved.get(k)!r}"
                  for k in sorted(set(saved) | set(mine)) if saved.get(k) != mine.get(k)]
         raise ValueError(f"checkpoint {path} holds another model configuration:\n  " + "\n  ".join(diffs))
+
+
+def _check_quantization(path, model, entries):
+    """Refuse a quantised checkpoint for a float model and the reverse, or another quantisation."""
+    saved = json.loads(str(entries["quantization"])) if "quantization" in entries else None
+    expected = getattr(model, "quantization", None)
+    if saved != expected:
+        describe = lambda q: "a float model" if q is None else f"an int8-quantised model {q}"
+        raise ValueError(f"checkpoint {path} holds {describe(saved)}: expected {describe(expected)} "
+                         "(quantise a float model with transformer_np.quant.quantize before loading a quantised "
+                         "checkpoint into it, with the same choices; load a float checkpoint into a float model)")
 
 
 def _matching_generators(path, model, entries):

@@ -78,7 +78,7 @@ def sample(args):
     run, tokenizer = load_trained(args.checkpoint)
     if not isinstance(run.model, GPT):
         return refuse(f"sample: expected the checkpoint of a decoder-only recipe (sort-gpt, shakespeare), "
-                      f"received one of {run.name!r}: use translate")
+                      f"received one of {run.name!r}" + (": use translate" if run.name in SEQUENCE_TASKS else ""))
     if tokenizer is not None:
         prompt = "\n" if args.prompt is None else args.prompt
         encode, decode = tokenizer.encode, tokenizer.decode

@@ -46,6 +46,7 @@ from .viz_maps import (  # noqa: F401  (re-exported)
     attention_layers,
     attention_maps,
     attention_on_positions,
+    export_attention,
     to_bertviz,
 )
 

@@ -5,6 +5,7 @@
     attention_maps(model)        {kind: [(H, Tq, Tk) per layer]}: their weights for one example
     to_bertviz(maps["self"])     the layout bertviz's head_view and model_view take
     alignment_positions, attention_on_positions    how much weight lands where it should
+    export_attention(path, tokens, maps["self"])   bertviz's layout as .json, or an .html page
 
 No model code is imported: a model is anything whose ``named_modules()`` holds layers with an
 ``attn_weights`` attribute, so a new model family needs no change here.
@@ -139,3 +140,61 @@ def attention_on_positions(weights, positions):
         raise ValueError(f"positions: expected key positions below Tk = {Tk}, received {pos.max()}")
     picked = np.take_along_axis(w, np.maximum(pos, 0)[:, None, :, None], axis=-1)[..., 0]  # (B, H, Tq)
     return (picked * keep[:, None, :]).sum(axis=(0, 2)) / keep.sum()
+
+
+# -- a file anyone can open: the bertviz layout without bertviz ------------------------------------
+
+_HTML = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif}} td{{width:22px;height:22px;padding:0}} th{{font-weight:normal;font-size:12px}}
+th.k{{writing-mode:vertical-rl;transform:rotate(180deg)}}</style></head>
+<body><h3>{title}</h3>
+<p>layer <select id="layer"></select> head <select id="head"></select>
+(row = query, column = key; darker = more attention; hover for the weight)</p>
+<table id="map"></table>
+<script>
+const data = {data};
+const L = data.attention.length, H = data.attention[0][0].length, tokens = data.tokens;
+const layer = document.getElementById("layer"), head = document.getElementById("head");
+for (let l = 0; l < L; l++) layer.add(new Option(l, l));
+for (let h = 0; h < H; h++) head.add(new Option(h, h));
+function draw() {{
+  const w = data.attention[layer.value][0][head.value];
+  let html = "<tr><th></th>" + tokens.map(t => `<th class="k">${{t}}</th>`).join("") + "</tr>";
+  w.forEach((row, q) => {{
+    html += `<tr><th>${{tokens[q]}}</th>` + row.map((v, k) =>
+      `<td title="${{tokens[q]}} -> ${{tokens[k]}}: ${{v.toFixed(3)}}" style="background:rgba(20,60,160,${{v}})"></td>`).join("") + "</tr>";
+  }});
+  document.getElementById("map").innerHTML = html;
+}}
+layer.onchange = head.onchange = draw; draw();
+</script></body></html>
+"""
+
+
+def export_attention(path, tokens, weights_per_layer, title="attention"):
+    """Write the attention of one example to ``path``: ``.json`` holds {"tokens": [...],
+    "attention": [per layer, (1, H, T, T) as nested lists]}, the layout bertviz's head_view and
+    model_view take (``head_view(attention, tokens)`` after turning each layer into a tensor);
+    ``.html`` is a page that shows any layer and head as a heatmap, with no bertviz, no
+    internet and nothing but a browser. Weights are rounded to 4 decimals. Returns ``path``."""
+    import json
+
+    from .files import atomic_write
+
+    layers = to_bertviz(weights_per_layer)
+    T = layers[0].shape[-1]
+    if len(tokens) != T or any(w.shape[-2:] != (T, T) for w in layers):
+        raise ValueError(f"tokens: expected one per query and key of every layer ({T}), received {len(tokens)} "
+                         f"for layers of shapes {sorted({w.shape for w in layers})}")
+    data = {"tokens": [str(t) for t in tokens], "attention": [np.round(w, 4).tolist() for w in layers]}
+    text = json.dumps(data)
+    if str(path).endswith(".html"):
+        safe = text.replace("</", "<\\/")  # no token can close the script element
+        title = str(title).replace("&", "&amp;").replace("<", "&lt;")
+        text = _HTML.format(title=title, data=safe)
+    elif not str(path).endswith(".json"):
+        raise ValueError(f"path: expected a name ending in .json or .html, received {str(path)!r}")
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path

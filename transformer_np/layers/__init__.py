@@ -21,6 +21,7 @@ from .masks import (
 )
 from .multihead import MultiHeadAttention, merge_heads, split_heads
 from .norm import LayerNorm
+from .pooling import L2Normalize, MaskedMeanPooling, Pooler, Tanh
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from .residual import Residual
 from .rotary import RotaryEmbedding
@@ -49,6 +50,10 @@ __all__ = [
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
     "TiedOutput",
+    "MaskedMeanPooling",
+    "L2Normalize",
+    "Pooler",
+    "Tanh",
     "causal_mask",
     "padding_mask_from_lengths",
     "padding_mask_from_ids",

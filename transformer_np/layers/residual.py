@@ -21,12 +21,13 @@ class Residual(Module):
     The sub-layer must map x (B, T, D) to an output of the same shape. Extra arguments of
     ``forward`` (the encoder memory, a mask) go to the sub-layer untouched. ``dropout`` is the
     paper's dropout on each sub-layer's output, before the addition. ``rng`` drives the
-    dropout masks; the sub-layer was built, with its own parameters, by the caller.
+    dropout masks; the sub-layer was built, with its own parameters, by the caller. ``eps`` is
+    the LayerNorm's (ln.3) (BERT: 1e-12).
 
     A stack of pre-LN blocks needs one final LayerNorm after the last block (the model's job).
     """
 
-    def __init__(self, sublayer, d_model, norm="post", dropout=0.0, *, rng=None, dtype=None):
+    def __init__(self, sublayer, d_model, norm="post", dropout=0.0, *, eps=1e-5, rng=None, dtype=None):
         if norm not in NORM_POSITIONS:
             raise ValueError(
                 f"norm: expected one of {', '.join(map(repr, NORM_POSITIONS))}, received {norm!r}"
@@ -36,7 +37,7 @@ class Residual(Module):
         rng = make_rng(rng)
         self.d_model, self.norm_position = check_int(d_model, "d_model"), norm
         self.sublayer = sublayer
-        self.norm = LayerNorm(d_model, dtype=dtype)
+        self.norm = LayerNorm(d_model, eps, dtype=dtype)
         self.dropout = Dropout(dropout, rng=rng)
 
     def _sublayer_forward(self, x_in, x, args, kwargs):

@@ -1,7 +1,9 @@
 """Models built from the layers, each family from one configuration dataclass: the encoder-decoder
 Transformer (TransformerConfig), the decoder-only GPT (GPTConfig), and the recurrent baseline
-GRUSeq2Seq (GRUSeq2SeqConfig) that attention is measured against."""
+GRUSeq2Seq (GRUSeq2SeqConfig) that attention is measured against, and the encoder-only Bert
+(BertConfig)."""
 
+from .bert import Bert, BertConfig, MaskedLanguageModel, SentenceEncoder
 from .config import ModelConfig
 from .counting import count_parameters, parameter_count
 from .decoder import Decoder, DecoderLayer
@@ -23,6 +25,10 @@ __all__ = [
     "GPTBlock",
     "GRUSeq2Seq",
     "GRUSeq2SeqConfig",
+    "Bert",
+    "BertConfig",
+    "MaskedLanguageModel",
+    "SentenceEncoder",
     "count_parameters",
     "parameter_count",
 ]

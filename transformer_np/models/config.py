@@ -17,12 +17,14 @@ Counts and memory formulas read the same object (models/counting.py).
 
 import dataclasses
 import functools
+import math
 import numbers
 
 from ..layers.alibi import ALiBi
 from ..layers.feedforward import ACTIVATIONS, PositionwiseFeedForward
 from ..layers.linear_attention import LinearAttention, PerformerAttention
 from ..layers.multihead import MultiHeadAttention
+from ..layers.norm import LayerNorm
 from ..layers.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from ..layers.residual import NORM_POSITIONS, Residual
 from ..layers.t5_bias import T5RelativeBias
@@ -111,6 +113,8 @@ class BlockConfig(ModelConfig):
     tile         rows per query and key tile ("tiled"), per query block ("window")
     window       "window" only: the keys each query sees, |position difference| < window
     features     "performer" only: the number of random features
+    eps          the epsilon of every LayerNorm of the model, inside its square root (ln.3)
+                 (1e-5 as torch.nn.LayerNorm; BERT uses 1e-12)
 
     An EncoderLayer, DecoderLayer or GPTBlock can be built from one on its own
     (``EncoderLayer(BlockConfig(d_model=24, n_heads=2))``); the model families' configurations
@@ -130,6 +134,7 @@ class BlockConfig(ModelConfig):
     tile: int = 64
     window: int = None
     features: int = 64
+    eps: float = 1e-5
 
     @property
     def d_head(self):
@@ -163,6 +168,10 @@ class BlockConfig(ModelConfig):
                              f"n_heads={self.n_heads}, d_head={self.d_head}")
         if not isinstance(self.bias, bool):
             raise ValueError(f"{type(self).__name__}: expected bias True or False, received {self.bias!r}")
+        eps = self.eps
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"{type(self).__name__}: expected eps a finite number > 0, received {eps!r}")
+        object.__setattr__(self, "eps", float(eps))
         self._validate_attention()
         if self.positions in ("alibi", "t5") and self.attention != "standard":
             raise ValueError(f"{type(self).__name__}: positions={self.positions!r} adds a bias to the scores, which "
@@ -281,5 +290,10 @@ def feedforward_layer(config, *, rng, dtype, dropout=None):
 
 
 def residual(sublayer, config, *, rng, dtype):
-    """``sublayer`` in a residual wrapper with the configuration's LayerNorm position and dropout."""
-    return Residual(sublayer, config.d_model, config.norm, config.dropout, rng=rng, dtype=dtype)
+    """``sublayer`` in a residual wrapper with the configuration's LayerNorm position, dropout and eps."""
+    return Residual(sublayer, config.d_model, config.norm, config.dropout, eps=config.eps, rng=rng, dtype=dtype)
+
+
+def layer_norm(config, *, dtype):
+    """A LayerNorm over d_model features with the configuration's eps."""
+    return LayerNorm(config.d_model, eps=config.eps, dtype=dtype)

@@ -6,6 +6,7 @@ Notes: notes/counting.md (count.k) and notes/decoding.md (dec.7, dec.8).
     flops_per_token(config, T)                     GPT: 6 N + 12 L T d (count.10, count.11)
     flops_per_token(config, T, source_length=S)    encoder-decoder (count.12)
     kv_cache_bytes(config, B, t, itemsize, S=None) the KV cache of t positions (dec.7, dec.8)
+    kv_cache_bytes(config, B, t, dtype="int8")     ... in a format: float32/16, bfloat16, int8 (quant.8)
 
 The pieces (one attention layer, one feed-forward network, one LayerNorm) are written once,
 from the configuration's fields, and each family adds them up in one function, so a field that
@@ -17,6 +18,7 @@ model the tests build.
 from ..layers.embedding import Embedding
 from ..layers.positional import LearnedPositionalEmbedding
 from ..layers.t5_bias import T5_BUCKETS, T5RelativeBias
+from .bert import BertConfig
 from .gpt import GPTConfig
 from .transformer import TransformerConfig
 
@@ -91,7 +93,10 @@ def parameter_count(config, non_embedding=False):
     LayerNorm are N (count.4); the token table (also the output matrix, tied) and the position
     table come on top (count.5). Encoder-decoder: encoder layer (count.7), decoder layer
     (count.8), a final LayerNorm per stack for pre-LN, the embeddings, and a separate output
-    Linear unless the embeddings are shared (count.9).
+    Linear unless the embeddings are shared (count.9). BERT: the word, position and token-type
+    tables (bert.1), the embedding LayerNorm, L post-LN layers, the optional pooler (d^2 + d)
+    and MLM head (d^2 + d, a LayerNorm, and the output bias of V entries; its matrix is the
+    tied word table).
     """
     c = config
     attn, ffn, ln = attention_parameters(c), feedforward_parameters(c), layernorm_parameters(c)
@@ -104,8 +109,13 @@ def parameter_count(config, non_embedding=False):
         n = c.n_layers * (attn + ffn + 2 * ln) + c.n_layers * (2 * attn + ffn + 3 * ln) + finals + output
         embeddings = c.src_vocab * c.d_model + (0 if c.share_embeddings else c.tgt_vocab * c.d_model)  # (count.9)
         embeddings += 2 * position_parameters(c, c.max_len)  # the encoder's and the decoder's
+    elif isinstance(c, BertConfig):
+        n = ln + c.n_layers * (attn + ffn + 2 * ln)  # embedding LayerNorm, post-LN layers (count.3)
+        n += (c.d_model * c.d_model + c.d_model) if c.pooler else 0  # pooler dense (pool.3)
+        n += (c.d_model * c.d_model + c.d_model + ln + c.vocab_size) if c.mlm_head else 0  # (bert.4), tied table
+        embeddings = (c.vocab_size + c.max_len + c.type_vocab_size) * c.d_model  # (bert.1)
     else:
-        raise TypeError(f"config: expected a GPTConfig or TransformerConfig, received {type(c).__name__}")
+        raise TypeError(f"config: expected a GPTConfig, TransformerConfig or BertConfig, received {type(c).__name__}")
     return n if non_embedding else n + embeddings
 
 
@@ -147,11 +157,24 @@ def flops_per_token(config, T, source_length=None, include_logits=False):
     return flops / T
 
 
-def kv_cache_bytes(config, batch_size, length, itemsize, source_length=None):
+CACHE_FORMATS = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}  # bytes per number
+INT8_SCALE_BYTES = 4  # one float32 scale per (row, head, position) of K and of V (quant.8)
+
+
+def kv_cache_bytes(config, batch_size, length, itemsize=None, source_length=None, dtype=None):
     """Bytes of the KV cache after ``length`` positions: K and V, (B, heads, length, Dh) each,
     in every layer (dec.7), (gqa.8); an encoder-decoder adds the cross-attention K and V of its
-    ``source_length`` memory positions (dec.8). ``itemsize``: bytes per number (4 in float32)."""
-    per_position = 2 * config.n_layers * batch_size * key_value_width(config) * itemsize  # (dec.7)
+    ``source_length`` memory positions (dec.8). ``itemsize``: bytes per number (4 in float32);
+    or ``dtype``, one of CACHE_FORMATS: "int8" adds a float32 scale per head and position to
+    every K and V row (quant.8)."""
+    if (itemsize is None) == (dtype is None):
+        raise TypeError(f"kv_cache_bytes: expected itemsize or dtype (one of them), received itemsize={itemsize!r}, "
+                        f"dtype={dtype!r}")
+    if dtype is not None and str(dtype) not in CACHE_FORMATS:
+        raise ValueError(f"kv_cache_bytes: expected dtype one of {', '.join(CACHE_FORMATS)}, received {dtype!r}")
+    scales = 0 if str(dtype) != "int8" else 2 * config.n_layers * batch_size * config.n_kv_heads * INT8_SCALE_BYTES
+    itemsize = CACHE_FORMATS[str(dtype)] if dtype is not None else itemsize
+    per_position = 2 * config.n_layers * batch_size * key_value_width(config) * itemsize + scales  # (dec.7), (quant.8)
     if isinstance(config, TransformerConfig) != (source_length is not None):
         raise TypeError(f"kv_cache_bytes: expected source_length for an encoder-decoder and only for one, "
                         f"received {type(config).__name__} with source_length={source_length!r}")

@@ -13,7 +13,7 @@ from .config import BlockConfig, attention_layer, config_from, feedforward_layer
 
 def final_norm(config, dtype):
     """The LayerNorm that closes a pre-LN stack, or None for post-LN (see Encoder's docstring)."""
-    return LayerNorm(config.d_model, dtype=dtype) if config.norm == "pre" else None
+    return LayerNorm(config.d_model, config.eps, dtype=dtype) if config.norm == "pre" else None
 
 
 class EncoderLayer(Module):
@@ -24,14 +24,15 @@ class EncoderLayer(Module):
     PositionwiseFeedForward(d_model, d_ff, activation); both wrappers use the same ``norm``
     position ("post" as in the paper, or "pre"). ``dropout`` goes everywhere the paper's
     reference code puts it: on the attention weights, on the FFN's hidden units and on each
-    sub-layer's output before the residual sum.
+    sub-layer's output before the residual sum. ``ffn_dropout`` overrides the dropout on the
+    FFN's hidden units only (BERT: 0, it has none there).
     """
 
-    def __init__(self, config=None, *, rng=None, dtype=None, **fields):
+    def __init__(self, config=None, *, rng=None, dtype=None, ffn_dropout=None, **fields):
         config = config_from(BlockConfig, config, fields)
         rng = make_rng(rng)
         attn = attention_layer(config, rng=rng, dtype=dtype)
-        ffn = feedforward_layer(config, rng=rng, dtype=dtype)
+        ffn = feedforward_layer(config, rng=rng, dtype=dtype, dropout=ffn_dropout)
         self.self_attn = residual(attn, config, rng=rng, dtype=dtype)
         self.ffn = residual(ffn, config, rng=rng, dtype=dtype)
 
@@ -65,14 +66,15 @@ class Encoder(Module):
     normalisation after the sum; the residual stream grows with depth, and without one more
     LayerNorm the decoder's cross-attention would read un-normalised keys and values
     (notes/residual.md; notes/transformer.md, "Post-LN and pre-LN stacks"). ``norm`` is that
-    LayerNorm, or None.
+    LayerNorm, or None. ``ffn_dropout``: as in EncoderLayer.
     """
 
-    def __init__(self, config=None, *, rng=None, dtype=None, **fields):
+    def __init__(self, config=None, *, rng=None, dtype=None, ffn_dropout=None, **fields):
         config = config_from(BlockConfig, config, fields)
         rng = make_rng(rng)
         self.d_model = config.d_model
-        self.layers = [EncoderLayer(config, rng=rng, dtype=dtype) for _ in range(config.n_layers)]
+        self.layers = [EncoderLayer(config, rng=rng, dtype=dtype, ffn_dropout=ffn_dropout)
+                       for _ in range(config.n_layers)]
         share_position_bias([layer.self_attn.sublayer for layer in self.layers])  # T5: one table a stack
         self.norm = final_norm(config, dtype)
 

@@ -145,7 +145,7 @@ class GPT(Module):
         self.dropout = Dropout(config.dropout, rng=rng)
         self.blocks = [GPTBlock(config, rng=rng, dtype=dtype) for _ in range(config.n_layers)]
         share_position_bias([block.attn.sublayer for block in self.blocks])  # T5: one table for the stack
-        self.ln_f = LayerNorm(config.d_model, dtype=dtype)
+        self.ln_f = LayerNorm(config.d_model, config.eps, dtype=dtype)
         self.head = TiedOutput(self.token_embedding.weight)  # the same Parameter object (tie.1)
         self._init_weights(rng)
 

@@ -7,9 +7,10 @@ Encoder-decoder (recipes/seq2seq.py): copy, reverse, sort, add, annotated-copy.
 Recurrent baselines (recipes/rnn.py): gru-copy, gru-reverse.
 Decoder-only (recipes/gpt.py): sort-gpt (minGPT's gpt-nano demo), shakespeare (nanoGPT's
 character-level CPU recipe).
+Encoder-only (recipes/mlm.py): mlm-shakespeare (BERT's masked-language-model objective).
 """
 
-from . import gpt, rnn, seq2seq  # noqa: F401  (importing them registers their recipes)
+from . import gpt, mlm, rnn, seq2seq  # noqa: F401  (importing them registers their recipes)
 from .base import EVAL_SEED, RECIPES, Recipe, Run, build_run, check_settings, load_run_config, seeded
 from .gpt import evaluate_lm, evaluate_sort_gpt
 from .seq2seq import evaluate_seq2seq, seq2seq_inputs

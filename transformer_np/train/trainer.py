@@ -11,6 +11,12 @@ One step is the chain rule run once, in the order a reader expects:
     optimizer.lr = schedule(step)                step counts updates from 1 (optim/schedules.py)
     optimizer.step()
 
+Mixed precision (``precision="float16"`` or ``"bfloat16"``, notes/precision.md): the forward
+and backward run inside ``autocast`` (16-bit values, float32 master weights and optimiser state,
+Softmax and LayerNorm in float32); with a loss scaler the backward starts from
+``loss_fn.backward(scale)`` and the gradients are unscaled before clipping (prec.6); a step whose
+gradients are not finite is skipped and the scale lowered (prec.7).
+
 ``get_batch(rng) -> (inputs, targets)``: ``inputs`` is the tuple of positional arguments of
 ``model.forward`` (``(idx,)`` for a GPT, ``(src, tgt_in, src_mask, tgt_mask)`` for the
 encoder-decoder), ``targets`` the ids the loss compares the logits with.
@@ -32,6 +38,7 @@ import numpy as np
 from ..checkpoint import load_checkpoint, load_config, save_checkpoint
 from ..files import check_writable
 from ..optim import clip_grad_norm
+from ..precision import LossScaler, autocast, get_format
 from ..validate import check_generator, check_int
 from .progress import ProgressBar
 
@@ -52,14 +59,19 @@ class Trainer:
     extra             {key: array or str} saved in every checkpoint as ``extra/<key>`` beside the
                       history, e.g. the tokenizer as JSON, so that sampling needs no corpus
     quiet             no progress bar (tests, scripts)
+    precision         "float32" (default), "float16" or "bfloat16": the format of the forward and
+                      backward passes (mixed precision, notes/precision.md); the model stays float32
+    loss_scaler       a LossScaler, False for none, or None: a dynamic LossScaler() for float16,
+                      none for bfloat16 and float32 (prec.6), (prec.7)
 
     ``history`` is a dict of lists, one entry per step for "step", "loss", "lr", "grad_norm",
-    "tokens_per_s", and one per evaluation for "val_step" and "val_<metric>".
+    "tokens_per_s", and one per evaluation for "val_step" and "val_<metric>"; with a loss scaler
+    also "loss_scale" (the scale the step used) and "skipped" (1 for a skipped step, else 0).
     """
 
     def __init__(self, model, optimizer, loss_fn, get_batch, *, rng, schedule=None, clip=None,
                  eval_fn=None, eval_every=None, checkpoint_path=None, checkpoint_every=None,
-                 config=None, extra=None, quiet=False):
+                 config=None, extra=None, quiet=False, precision="float32", loss_scaler=None):
         if clip is not None and not clip > 0:
             raise ValueError(f"clip: expected a positive max norm or None, received {clip!r}")
         if checkpoint_every is not None and checkpoint_path is None:
@@ -74,8 +86,19 @@ class Trainer:
         self.config = None if config is None else json.loads(json.dumps(config))  # as it reads back
         self.extra = dict(extra or {})
         self.quiet = quiet
+        self.precision = get_format(precision).name
+        if self.precision != "float32":
+            dtypes = sorted({str(p.dtype) for p in model.parameters()})
+            if dtypes != ["float32"]:
+                raise TypeError(f"precision={self.precision!r}: expected a float32 model (its master weights), "
+                                f"received parameters of dtype {', '.join(dtypes)}")
+        if loss_scaler is None:
+            loss_scaler = LossScaler() if self.precision == "float16" else False
+        if loss_scaler is not False and not isinstance(loss_scaler, LossScaler):
+            raise TypeError(f"loss_scaler: expected a LossScaler, False or None, received {type(loss_scaler).__name__}")
+        self.loss_scaler = loss_scaler or None
         self.step = 0
-        self.history = {key: [] for key in HISTORY_KEYS + ("val_step",)}
+        self.history = {key: [] for key in self._history_keys() + ("val_step",)}
         self.saved_paths = []
         self._saved_step = None
 
@@ -86,9 +109,17 @@ class Trainer:
         t0 = time.perf_counter()
         inputs, targets = self.get_batch(self.rng)
         self.model.zero_grad()
-        logits = self.model.forward(*inputs)
-        loss = float(self.loss_fn.forward(logits, targets))
-        self.model.backward(self.loss_fn.backward())
+        scaler = self.loss_scaler
+        with autocast(self.model, self.precision):  # float32: changes nothing
+            logits = self.model.forward(*inputs)
+            loss = float(self.loss_fn.forward(logits, targets))
+            self.model.backward(self.loss_fn.backward(1.0 if scaler is None else scaler.scale))  # (prec.6)
+        if scaler is not None:
+            scale = scaler.scale
+            finite = scaler.unscale(self.optimizer.params)  # (prec.6)
+            scaler.update(finite)  # (prec.7)
+            if not finite and math.isfinite(loss):
+                return self._record(t0, targets, loss, math.inf, {"loss_scale": scale, "skipped": 1})
         grad_norm = clip_grad_norm(self.optimizer.params, self.clip if self.clip is not None else math.inf)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             raise FloatingPointError(
@@ -97,14 +128,21 @@ class Trainer:
             )
         if self.schedule is not None:
             self.optimizer.lr = self.schedule(self.step + 1)
-        lr = self.optimizer.lr
         self.optimizer.step()
+        return self._record(t0, targets, loss, grad_norm, {} if scaler is None else {"loss_scale": scale, "skipped": 0})
+
+    def _record(self, t0, targets, loss, grad_norm, scaling):
+        """Count the step (taken or skipped) and append its record to the history."""
         self.step += 1
         tokens, seconds = int(targets.size), time.perf_counter() - t0  # tokens: target positions (no np. on a device array)
-        record = {"step": self.step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens / seconds}
+        record = {"step": self.step, "loss": loss, "lr": self.optimizer.lr, "grad_norm": grad_norm,
+                  "tokens_per_s": tokens / seconds, **scaling}
         for key, value in record.items():
             self.history[key].append(value)
         return {**record, "tokens": tokens, "seconds": seconds}
+
+    def _history_keys(self):
+        return HISTORY_KEYS + (() if self.loss_scaler is None else ("loss_scale", "skipped"))
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self, num_steps):
@@ -122,7 +160,9 @@ class Trainer:
             while self.step < num_steps:
                 record = self.train_step()
                 tokens, seconds = tokens + record["tokens"], seconds + record["seconds"]
-                bar.update(self.step, loss=record["loss"], lr=record["lr"], **{"tok/s": tokens / seconds})
+                scaling = {} if self.loss_scaler is None else {
+                    "scale": record["loss_scale"], "skipped": self.loss_scaler.skipped}
+                bar.update(self.step, loss=record["loss"], lr=record["lr"], **scaling, **{"tok/s": tokens / seconds})
                 if self.eval_fn and self.eval_every and self.step % self.eval_every == 0 and self.step < num_steps:
                     bar.message(self._format_metrics(self.evaluate()))
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0 and self.step < num_steps:
@@ -162,8 +202,10 @@ class Trainer:
                 raise ValueError("save: expected a path (or a checkpoint_path given to the Trainer), received none")
             path = self.checkpoint_path.format(step=self.step)
         history = {f"history/{key}": np.asarray(values) for key, values in self.history.items()}
+        scaler = {} if self.loss_scaler is None else {
+            f"loss_scaler/{key}": np.asarray(value) for key, value in self.loss_scaler.state_dict().items()}
         save_checkpoint(path, self.model, self.optimizer, self.step, self.rng, self.config,
-                        extra={**self.extra, **history})
+                        extra={**self.extra, **history, **scaler})
         self.saved_paths.append(str(path))
         self._saved_step = self.step
         return str(path)
@@ -183,7 +225,10 @@ class Trainer:
         self.step = self._saved_step = info["step"]  # the checkpoint already holds this step
         saved = info.get("extra", {})
         self.history = {key[len("history/"):]: value.tolist() for key, value in saved.items()
-                        if key.startswith("history/")} or {key: [] for key in HISTORY_KEYS + ("val_step",)}
+                        if key.startswith("history/")} or {key: [] for key in self._history_keys() + ("val_step",)}
+        if self.loss_scaler is not None and "loss_scaler/scale" in saved:
+            self.loss_scaler.load_state_dict({key[len("loss_scaler/"):]: value for key, value in saved.items()
+                                              if key.startswith("loss_scaler/")})
         return info
 
 
