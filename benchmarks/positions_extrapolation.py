@@ -1,6 +1,6 @@
 """Extrapolation of each position scheme: the character GPT trained on one context length, evaluated on longer ones.
 
-The longer version of section 5 of notebooks/11_positions.ipynb. For each ``positions`` scheme
+The longer version of section 5 of notebooks/12_positions.ipynb. For each ``positions`` scheme
 (learned, sinusoidal, rope, alibi, t5, none), train the GPT of nanoGPT's CPU recipe (4 layers,
 4 heads, d_model 128, no linear biases; recipes/gpt.py "shakespeare") on windows of
 ``--train-len`` characters, with the recipe's AdamW and warmup-then-cosine schedule, the same

@@ -1,6 +1,6 @@
 """A recurrent encoder-decoder against the Transformer on copy and reverse as the length grows.
 
-The longer version of notebooks/15_why_attention.ipynb. For each task and each source length L
+The longer version of notebooks/01_why_attention.ipynb. For each task and each source length L
 (every source exactly L symbols out of 10), train the GRU encoder-decoder (recipes gru-copy,
 gru-reverse) and the Transformer (recipes copy, reverse) for the same number of steps on the
 same batches, then measure on the tasks' 500 distinct held-out sources (never trained on):

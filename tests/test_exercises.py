@@ -40,27 +40,27 @@ MUTATIONS = {
         ("dy_rows.sum(axis=0)", "dy_rows.mean(axis=0)", "a mean over the 8 rows instead of a sum"),
         ("dy @ self.weight.data.T", "dy @ self.weight.data", "dx (8, 5) from dy (8, 3) and W (5, 3)"),
     ],
-    "01_softmax_and_attention": [
+    "02_softmax_and_attention": [
         ("(dy - (dy * y).sum(axis=self.axis, keepdims=True))", "dy", "you are missing the i != k terms"),
         ("axis=self.axis", "axis=-1", "sum along self.axis, not a fixed axis"),
         (".sum(axis=self.axis, keepdims=True)", ".sum()", "one number per slice along self.axis"),
         (", keepdims=True", "", "unless keepdims=True"),
     ],
-    "02_multihead_and_masks": [
+    "03_multihead_and_masks": [
         ("dx_q + dx_k + dx_v", "dx_q + dx_k", "a path is missing"),
         ("return dx_q, dx_k + dx_v", "return dx_q, dx_v", "dmemory needs a term per use"),
         ("dx_k = self.w_k.backward(dK)", "dx_k = dK @ self.w_k.weight.data.T", "w_k received no gradient"),
         ("return dx_q, dx_k + dx_v", "return dx_k + dx_v, dx_q", "in the order of forward's inputs"),
         ("if is_cross:", "if False:", "cross-attention returns two"),
     ],
-    "03_positional_encodings": [
+    "04_positional_encodings": [
         ("[offset : offset + T]", "[:T]", "your gradient landed in rows 0 .. T-1"),
         (".sum(axis=0)", "[0]", "one sequence of the batch only"),
         (".sum(axis=0)", ".mean(axis=0)", "a mean over the batch instead of a sum"),
         ("] += dy", "] = dy", "= instead of +="),
         ("return dy", "return None", "return the gradient of x"),
     ],
-    "04_layernorm_residual_ffn": [
+    "05_layernorm_residual_ffn": [
         (" - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)", "", "the term that comes from the variance"),
         ("dxhat - dxhat.mean(axis=-1, keepdims=True)", "dxhat", "the term that comes from the mean"),
         ("self.bias.grad += dy", "self.bias.grad = dy", "use += on .grad"),
@@ -69,7 +69,7 @@ MUTATIONS = {
         ("dy.reshape(-1, D).sum(axis=0)", "dy.sum(axis=0)", "sum over every leading axis"),
         ("dxhat = dy * self.weight.data", "dxhat = dy", "right when gamma = 1, wrong otherwise"),
     ],
-    "05_embeddings_output_loss": [
+    "06_embeddings_output_loss": [
         ("keep[..., None] * ", "", "the ignored positions (target 0) received a gradient"),
         ("1.0 - eps + eps / V", "1.0 - eps", "the true class keeps its share eps / V"),
         ("max(count, 1)", "keep.size", "divided by all B * T positions"),
@@ -77,20 +77,20 @@ MUTATIONS = {
         ("eps, V = self.label_smoothing, p.shape[-1]", "eps, V = 0.0, p.shape[-1]", "right without smoothing, wrong with it"),
         ("max(count, 1)", "count", "never 0 / 0 (NaN)"),
     ],
-    "06_encoder_decoder": [
+    "07_encoder_decoder": [
         ("dx = dz + dx_attn", "dx = dx_attn", "with silent attentions your dx is 0"),
         ("dmemory_k if dmemory is None else dmemory + dmemory_k", "dmemory_k", "the memory feeds both attentions"),
         ("dx = dz + dx_attn", "dx = dx + dx_attn", "your skip path carried the gradient from above the LayerNorm"),
         ("dz = norm.backward(dx)", "dz = dx", "received no gradient: go back through each LayerNorm"),
     ],
-    "09_decoding_kv_cache_and_beam_search": [
+    "10_decoding_kv_cache_and_beam_search": [
         ("/ math.sqrt(mha.d_head)", "", "scores not divided by sqrt(D_h)"),
         ("[K_past, k]", "[k, K_past]", "your K has the newest key first"),
         ("mha.w_o.forward(merge_heads(P @ V))", "merge_heads(P @ V)", "before the output projection"),
         ("P = P / P.sum(axis=-1, keepdims=True)", "P = P / P.sum(axis=2, keepdims=True)", "must sum to 1 over its keys"),
     ],
     # RoPE's backward: forward again instead of back, the identity, the other layout's pairs, written into dy
-    "11_positions": [
+    "12_positions": [
         ("dy1 * cos + dy2 * sin, dy2 * cos - dy1 * sin", "dy1 * cos - dy2 * sin, dy2 * cos + dy1 * sin",
          "you rotated dy forward again"),
         ("return dx", "return dy", "you returned dy unchanged"),
@@ -98,7 +98,7 @@ MUTATIONS = {
         ("dx = np.empty_like(dy)", "dx = dy", "you wrote into dy"),
     ],
     # the tiled backward (notes/flash.md): D missing or per tile, P from the tile's maximum, the scale, = for +=
-    "12_cost_of_attention": [
+    "13_cost_of_attention": [
         ("dS = P * (dP - D[:, :, q0:q0 + self.tile])", "dS = P * dP", "the term D of (attn.7) is missing or partial"),
         ("(dP - D[:, :, q0:q0 + self.tile])", "(dP - (dP * P).sum(axis=-1, keepdims=True))",
          "the term D of (attn.7) is missing or partial"),
@@ -108,14 +108,14 @@ MUTATIONS = {
         ("dK[:, :, k0:k0 + self.tile] += ", "dK[:, :, k0:k0 + self.tile] = ", "add (+=) every query tile's term"),
     ],
     # int8 quantisation: one scale for the whole matrix, 128 levels, truncation, the sign forgotten
-    "14_numbers_and_formats": [
+    "15_numbers_and_formats": [
         ("np.abs(W).max(axis=0) / 127", "np.abs(W).max() / 127", "one scale for the whole matrix (per tensor)"),
         ("/ 127  #", "/ 128  #", "divide by 127, the largest code"),
         ("np.clip(np.rint(W / s), -127, 127)", "np.clip(W / s, -127, 127)", "rounded toward zero"),
         ("np.abs(W).max(axis=0)", "W.max(axis=0)", "a negative weight larger in magnitude"),
     ],
     # backpropagation through time: the future forgotten, each step overwriting dU, the wrong state read
-    "15_why_attention": [
+    "01_why_attention": [
         ("dH[:, t] + dh_next", "dH[:, t]", "the last step is right and the earlier ones are not"),
         ("self.weight_hh.grad += h_prev.T @ du", "self.weight_hh.grad[...] = h_prev.T @ du", "dU is exactly 0"),
         ("H[:, t - 1] if t > 0", "H[:, t] if t > 0", "use the state that step read"),

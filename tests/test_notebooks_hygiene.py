@@ -20,7 +20,7 @@ nbformat = pytest.importorskip("nbformat")
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 NAME = re.compile(r"^(\d\d)_[a-z0-9]+(?:_[a-z0-9]+)*\.ipynb$")
 # Derivation notebooks hold an exercise (a backward to write) followed by its check.
-DERIVATION = {0, 1, 2, 3, 4, 5, 6, 9, 11}
+DERIVATION = {0, 1, 2, 3, 4, 5, 6, 7, 10, 12, 13, 15}
 SMALL_SETTINGS = "# Small settings"
 QUESTIONS = "## Inline questions"
 QUESTION = re.compile(r"^(\d+)\. ", re.MULTILINE)
@@ -30,12 +30,6 @@ LINK_WHOLE = re.compile(r"\[[^\]]*\]\([^)\s]+\)")
 NOTE = re.compile(r"notes/[a-z_]+\.md")
 # An attribute or imported name with one leading underscore: layer._cache, _split_heads, not __init__.
 PRIVATE = re.compile(r"(?:\.|\bimport |, )(_[a-zA-Z]\w*)")
-# Written apart from the course order; the lead numbers it into place (issue 17), then removes it here.
-NOT_YET_PLACED = {"15_why_attention.ipynb"}
-NOT_YET_PLACED |= {"12_cost_of_attention.ipynb"}  # issue 13
-NOT_YET_PLACED |= {"14_numbers_and_formats.ipynb"}  # issue 15
-NOT_YET_PLACED |= {"13_attention_in_a_real_model.ipynb"}  # issue 14
-NOT_YET_PLACED |= {"11_positions.ipynb"}  # issue 12
 # Absolute or per-machine paths: POSIX homes and scratch folders, "~/", and Windows drives
 # ("C:\\Users", 'd:/data') where a path can start: not LaTeX such as "\sum_{n:\ i}".
 MACHINE_PATH = re.compile(
@@ -190,9 +184,8 @@ def test_exercises_and_notebooks_use_public_names_only(path):
 def test_file_names_are_numbered_without_gaps():
     bad = [p.name for p in NOTEBOOKS if not NAME.match(p.name)]
     assert not bad, f"expected names NN_lower_case.ipynb, received {bad}"
-    numbers = [number(p) for p in NOTEBOOKS if p.name not in NOT_YET_PLACED]
+    numbers = [number(p) for p in NOTEBOOKS]
     assert len(set(numbers)) == len(numbers), f"two notebooks share a number: {numbers}"
-    assert max(numbers) <= 10, f"expected numbers 00..10, received {numbers}"
     assert numbers == list(range(len(numbers))), f"expected 00, 01, ... without gaps, received {numbers}"
 
 
@@ -203,7 +196,7 @@ def test_the_checks_recognise_what_they_must_refuse():
     assert MACHINE_PATH.search("data = 'd:/corpus/shakespeare.txt'")
     assert not MACHINE_PATH.search("figures/attention.png and notes/attention.md, 3/tmp")
     assert not MACHINE_PATH.search(r"$$dW_{v,:} = \sum_{n:\ i_n = v} dY_{n,:}$$, a:b, x[:, 1:]")
-    assert NAME.match("03_positional_encodings.ipynb") and not NAME.match("3_pos.ipynb")
+    assert NAME.match("04_positional_encodings.ipynb") and not NAME.match("3_pos.ipynb")
     assert PRIVATE.findall("x = self._saved(); from m import _split_heads, _merge_heads") == [
         "_saved", "_split_heads", "_merge_heads"]
     assert not PRIVATE.findall("super().__init__(); for _, m in pairs: _ = 1")

@@ -1,5 +1,5 @@
 """Measurements inside a trained (or untrained) encoder-decoder: how much gradient reaches each
-source position. Used by notebooks/15_why_attention.ipynb and benchmarks/why_attention.py.
+source position. Used by notebooks/01_why_attention.ipynb and benchmarks/why_attention.py.
 
     norms = source_gradient_norms(model, batch)       (B, S): ||dL/dx_t|| per source position
     profile = mean_by_position(norms)                 (S,): averaged over the real tokens

@@ -92,7 +92,7 @@ def to_bertviz(weights_per_layer):
 
     bertviz wants, per layer, the attention of a batch of one: our (H, Tq, Tk) with a leading
     axis. It calls torch operations on them, so wrap each one: ``[torch.from_numpy(a) for a in
-    to_bertviz(maps["self"])]`` (see notebooks/07_training_toy_task.ipynb).
+    to_bertviz(maps["self"])]`` (see notebooks/08_training_toy_task.ipynb).
     """
     out = []
     for l, w in enumerate(weights_per_layer):

@@ -2,7 +2,7 @@
 
 The whole source reaches the decoder through one vector, the encoder's last state (rnn.18),
 and the gradient of source position t must travel S - t steps back through the encoder
-(rnn.19). notes/rnn.md derives it; notebooks/15_why_attention.ipynb measures it against the
+(rnn.19). notes/rnn.md derives it; notebooks/01_why_attention.ipynb measures it against the
 Transformer on the copy and reverse tasks.
 
 The model has the Transformer's interface (``forward(src, tgt_in, src_mask, tgt_mask)``,

@@ -4,7 +4,7 @@ gru-copy, gru-reverse   the toy tasks and held-out evaluation of the Transformer
                         reverse recipes (recipes/seq2seq.py: the same data, the same 1000
                         distinct held-out sources, greedy decoding), a GRUSeq2Seq instead of the
                         Transformer, Adam with warmup and cosine decay, gradients clipped at 1.
-                        notebooks/15_why_attention.ipynb and benchmarks/why_attention.py compare
+                        notebooks/01_why_attention.ipynb and benchmarks/why_attention.py compare
                         the two families as the sequence length grows, with ``measure``.
 """
 

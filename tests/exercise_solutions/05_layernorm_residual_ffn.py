@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/04_layernorm_residual_ffn.ipynb: the LayerNorm backward.
+"""Reference answer to the exercise of notebooks/05_layernorm_residual_ffn.ipynb: the LayerNorm backward.
 
 Same names as the notebook's exercise cell; tests/test_exercises.py runs it in place of that cell,
 then the notebook's check cell.

@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/03_positional_encodings.ipynb (not shown there)."""
+"""Reference answer to the exercise of notebooks/04_positional_encodings.ipynb (not shown there)."""
 
 import numpy as np  # noqa: F401  (the stub imports it too)
 

@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/01_softmax_and_attention.ipynb (not shown there)."""
+"""Reference answer to the exercise of notebooks/02_softmax_and_attention.ipynb (not shown there)."""
 
 import numpy as np  # noqa: F401  (the stub imports it too)
 

@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/15_why_attention.ipynb: backpropagation through
+"""Reference answer to the exercise of notebooks/01_why_attention.ipynb: backpropagation through
 time for the Elman RNN (rnn.1).
 
 Same names as the notebook's exercise cell; tests/test_exercises.py runs it in place of that cell,

@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/12_cost_of_attention.ipynb: the tiled backward
+"""Reference answer to the exercise of notebooks/13_cost_of_attention.ipynb: the tiled backward
 of attention, with P recomputed from the log-sum-exp (flash.6) and the row term
 D = rowsum(dO * O) (flash.7).
 

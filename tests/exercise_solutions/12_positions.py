@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/11_positions.ipynb (not shown there)."""
+"""Reference answer to the exercise of notebooks/12_positions.ipynb (not shown there)."""
 
 import numpy as np
 

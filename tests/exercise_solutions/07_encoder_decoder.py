@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/06_encoder_decoder.ipynb: the backward pass of two
+"""Reference answer to the exercise of notebooks/07_encoder_decoder.ipynb: the backward pass of two
 post-LN cross-attention sub-layers that read the same memory.
 
 Same names as the notebook's exercise cell; tests/test_exercises.py runs it in place of that cell,

@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/05_embeddings_output_loss.ipynb: the
+"""Reference answer to the exercise of notebooks/06_embeddings_output_loss.ipynb: the
 cross-entropy backward pass with label smoothing and ignored positions.
 
 Same names as the notebook's exercise cell; tests/test_exercises.py runs it in place of that cell,

@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/09_decoding_kv_cache_and_beam_search.ipynb (not shown there)."""
+"""Reference answer to the exercise of notebooks/10_decoding_kv_cache_and_beam_search.ipynb (not shown there)."""
 
 import math
 

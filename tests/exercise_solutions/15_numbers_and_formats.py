@@ -1,4 +1,4 @@
-"""Reference answer to the exercise of notebooks/14_numbers_and_formats.ipynb: symmetric
+"""Reference answer to the exercise of notebooks/15_numbers_and_formats.ipynb: symmetric
 per-output-channel int8 quantisation (quant.1), (quant.2).
 
 Same names as the notebook's exercise cell; tests/test_exercises.py runs it in place of that cell,
