@@ -11,6 +11,7 @@ from .linear import Linear
 from .masks import check_mask
 from .rotary import RotaryEmbedding
 
+
 def split_heads(X, n_heads):
     """(B, T, H * Dh) -> (B, H, T, Dh): column block h of X becomes head h (mha.2). A view when X is contiguous."""
     B, T, D = X.shape
