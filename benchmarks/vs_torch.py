@@ -103,6 +103,7 @@ def ours_gpt_train(size):
         optimizer.step()
         return float(loss)
 
+    step.parts = dict(model=model, loss=loss_fn, optimizer=optimizer)  # for benchmarks/profile_step.py
     return step
 
 
@@ -132,6 +133,7 @@ def ours_encdec_train(_):
         optimizer.step()
         return float(loss)
 
+    step.parts = dict(model=model, loss=loss_fn, optimizer=optimizer)
     return step
 
 
@@ -154,6 +156,7 @@ def ours_encoder_forward(_):
     def forward():
         return float(encoder.forward(x, mask)[0, 0, 0])
 
+    forward.parts = dict(model=encoder)
     return forward
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from transformer_np.ops import moving_average, row_mean, row_sum
+from transformer_np.ops import moving_average, row_mean, row_sum, rows_matmul
 
 SHAPES = [(7,), (5, 7), (3, 5, 7), (2, 3, 4, 129), (4, 1), (1, 3, 513)]
 
@@ -72,3 +72,22 @@ def test_moving_average_is_the_plain_expression_bit_for_bit_in_place(dtype, beta
     out = moving_average(avg, x, beta)
     assert out is avg and avg.dtype == dtype
     np.testing.assert_array_equal(avg, expected)
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 7), (3, 5, 7), (2, 3, 4, 7), (0, 7)], ids=str)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+def test_rows_matmul_equals_matmul(shape, dtype, rtol):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    W = rng.standard_normal((7, 11)).astype(dtype)
+    y = rows_matmul(x, W)
+    assert y.shape == shape[:-1] + (11,) and y.dtype == dtype
+    np.testing.assert_allclose(y, x @ W, rtol=rtol, atol=rtol * 10)
+    np.testing.assert_allclose(rows_matmul(y, W.T), y @ W.T, rtol=rtol, atol=rtol * 100)  # a transposed view
+
+
+def test_rows_matmul_of_small_integers_is_exact_and_takes_strided_input():
+    rng = np.random.default_rng(6)
+    x = rng.integers(-9, 9, size=(4, 6, 5)).astype(np.float32).transpose(1, 0, 2)  # (6, 4, 5), strided
+    W = rng.integers(-9, 9, size=(5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(rows_matmul(x, W), x @ W)
