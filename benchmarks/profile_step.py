@@ -4,7 +4,8 @@ and backward) and, with ``--cprofile``, Python's cProfile of the same steps.
     OPENBLAS_NUM_THREADS=1 python benchmarks/profile_step.py [--workload gpt-small-train] [--steps 10] [--cprofile]
 
 The workloads are those of benchmarks/vs_torch.py (the training steps and the encoder forward).
-The timer wraps every module's ``forward`` and ``backward`` on the instance (the library is not
+Times are CPU time of this process (``time.process_time``): with one BLAS thread that is the
+time the step actually ran, whatever other users' jobs take. The timer wraps every module's ``forward`` and ``backward`` on the instance (the library is not
 changed) and charges each call's time, less the time of the calls nested in it, to the class:
 "Linear backward 12.3 ms" is the time spent in Linear.backward's own lines per step. The
 optimiser, the loss and the clipping are timed as three more rows.
@@ -31,12 +32,12 @@ class LayerTimer:
 
     def wrap(self, key, function):
         def timed(*args, **kwargs):
-            self.stack.append([time.perf_counter(), 0.0])
+            self.stack.append([time.process_time(), 0.0])
             try:
                 return function(*args, **kwargs)
             finally:
                 start, nested = self.stack.pop()
-                total = time.perf_counter() - start
+                total = time.process_time() - start
                 self.self_time[key] += total - nested
                 if self.stack:
                     self.stack[-1][1] += total
@@ -75,11 +76,11 @@ def main():
     step = build_instrumented(args.workload, timer)
     step()  # warm up
     timer.self_time.clear()
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(args.steps):
         step()
-    wall = (time.perf_counter() - start) / args.steps
-    print(f"{args.workload}: {1e3 * wall:.1f} ms per step (timers included), load {os.getloadavg()[0]:.1f}, "
+    wall = (time.process_time() - start) / args.steps
+    print(f"{args.workload}: {1e3 * wall:.1f} ms CPU time per step (timers included), load {os.getloadavg()[0]:.1f}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     rows = sorted(timer.self_time.items(), key=lambda kv: -kv[1])
     for (name, method), seconds in rows:

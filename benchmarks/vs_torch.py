@@ -425,16 +425,18 @@ def child(side, name, quick, threads):
     run = globals()[f"{side}_{kind}"](arg)
     for _ in range(warm):
         run()
-    times = []
+    times, cpu = [], []
     for _ in range(quick_runs if quick else runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         run()
         times.append(time.perf_counter() - start)
-    print(json.dumps({"median_s": statistics.median(times), "times": times}))
+        cpu.append(time.process_time() - start_cpu)
+    print(json.dumps({"median_s": statistics.median(times), "cpu_s": statistics.median(cpu), "times": times}))
 
 
 def timed_process(side, name, quick, threads, timeout=900):
-    """The median seconds of one repetition of ``name`` on ``side``, in a fresh process; None if stopped."""
+    """The median wall and CPU seconds of one repetition of ``name`` on ``side``, in a fresh process
+    ({"median_s": ..., "cpu_s": ...}); None if stopped."""
     env = {**os.environ, "PYTHONPATH": ROOT, **{v: str(threads) for v in THREAD_VARIABLES}}
     command = [sys.executable, os.path.abspath(__file__), "--child", side, name, "--threads", str(threads)]
     if quick:
@@ -445,7 +447,7 @@ def timed_process(side, name, quick, threads, timeout=900):
         return None
     if done.returncode != 0:
         raise RuntimeError(f"{side} {name} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["median_s"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # -- what the machine runs -------------------------------------------------------------------------------
@@ -509,23 +511,32 @@ def header(threads, quick):
 
 
 def compare(names, pairs, quick, threads, have_torch):
-    print(f"\n{'workload':<20} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'bar':>5}  ratios A/B per pair (load)")
+    """Per workload: median wall ms of each side, the median over pairs of the wall ratio A / B,
+    the same for CPU time (with one thread, time the process actually ran: other users' jobs
+    that take the core away do not count), the bar, and the pairs' wall ratios."""
+    print(f"\n{'workload':<20} {'ours ms':>9} {'torch ms':>9} {'ratio':>6} {'cpu':>6} {'bar':>5}  "
+          "wall ratio of each pair; load average range")
+    results = {}
     for name in names:
-        ours, theirs, ratios, loads = [], [], [], []
+        ours, theirs, ratios, cpu_ratios, loads = [], [], [], [], []
         for _ in range(pairs):
             loads.append(os.getloadavg()[0])
             a = timed_process("ours", name, quick, threads)
             b = timed_process("torch", name, quick, threads) if have_torch else None
-            ours.append(a)
+            ours.append(a["median_s"])
             if b is not None:
-                theirs.append(b)
-                ratios.append(a / b)
+                theirs.append(b["median_s"])
+                ratios.append(a["median_s"] / b["median_s"])
+                cpu_ratios.append(a["cpu_s"] / b["cpu_s"])
         bar = BARS.get(name)
-        ratio = statistics.median(ratios) if ratios else float("nan")
-        shown = " ".join(f"{r:.2f}" for r in ratios)
-        print(f"{name:<20} {1e3 * statistics.median(ours):9.1f} "
-              f"{1e3 * statistics.median(theirs) if theirs else float('nan'):9.1f} {ratio:6.2f} "
-              f"{bar if bar else '-':>5}  {shown} ({min(loads):.1f}-{max(loads):.1f})", flush=True)
+        nan = float("nan")
+        ratio = statistics.median(ratios) if ratios else nan
+        cpu_ratio = statistics.median(cpu_ratios) if cpu_ratios else nan
+        results[name] = ratio
+        print(f"{name:<20} {1e3 * statistics.median(ours):9.1f} {1e3 * statistics.median(theirs) if theirs else nan:9.1f} "
+              f"{ratio:6.2f} {cpu_ratio:6.2f} {bar if bar else '-':>5}  {' '.join(f'{r:.2f}' for r in ratios)}; "
+              f"load {min(loads):.1f}-{max(loads):.1f}", flush=True)
+    return results
 
 
 def threads_beside_a_neighbour(quick, have_torch):
@@ -543,7 +554,7 @@ def threads_beside_a_neighbour(quick, have_torch):
                 if busy is not None:
                     busy.kill()
                     busy.wait()
-            cells = [f"{1e3 * ms[s]:9.1f}" if ms.get(s) else ("  stopped" if s in ms else "        -")
+            cells = [f"{1e3 * ms[s]['median_s']:9.1f}" if ms.get(s) else ("  stopped" if s in ms else "        -")
                      for s in ("ours", "torch")]
             print(f"{'busy' if neighbour else 'none':<10} {threads:>7} {cells[0]} {cells[1]}  {load:.1f}", flush=True)
 
