@@ -495,8 +495,8 @@ def header(threads, quick):
     try:
         import torch
 
-        print(f"PyTorch {torch.__version__}: {torch.__config__.parallel_info().splitlines()[0]}; "
-              f"BLAS {torch.backends.mkl.is_available() and 'MKL' or 'not MKL'}, "
+        print(f"PyTorch {torch.__version__}: {'MKL' if torch.backends.mkl.is_available() else 'no MKL'}, "
+              f"oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}, "
               f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
         have_torch = True
     except ImportError:
