@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from transformer_np.ops import moving_average, row_mean, row_sum
+from transformer_np.ops import by_row_blocks, moving_average, row_mean, row_sum, rows_matmul
 
 SHAPES = [(7,), (5, 7), (3, 5, 7), (2, 3, 4, 129), (4, 1), (1, 3, 513)]
 
@@ -72,3 +72,100 @@ def test_moving_average_is_the_plain_expression_bit_for_bit_in_place(dtype, beta
     out = moving_average(avg, x, beta)
     assert out is avg and avg.dtype == dtype
     np.testing.assert_array_equal(avg, expected)
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 7), (3, 5, 7), (2, 3, 4, 7), (0, 7)], ids=str)
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
+def test_rows_matmul_equals_matmul(shape, dtype, rtol):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    W = rng.standard_normal((7, 11)).astype(dtype)
+    y = rows_matmul(x, W)
+    assert y.shape == shape[:-1] + (11,) and y.dtype == dtype
+    np.testing.assert_allclose(y, x @ W, rtol=rtol, atol=rtol * 10)
+    np.testing.assert_allclose(rows_matmul(y, W.T), y @ W.T, rtol=rtol, atol=rtol * 100)  # a transposed view
+
+
+def test_rows_matmul_of_small_integers_is_exact_and_takes_strided_input():
+    rng = np.random.default_rng(6)
+    x = rng.integers(-9, 9, size=(4, 6, 5)).astype(np.float32).transpose(1, 0, 2)  # (6, 4, 5), strided
+    W = rng.integers(-9, 9, size=(5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(rows_matmul(x, W), x @ W)
+
+
+
+def _two_elementwise(x, y):
+    return x * np.tanh(y) + 0.5, np.exp(-x * x)
+
+
+def _row_softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+BLOCK_CASES = [((5, 7, 13), 26), ((5, 7, 13), 40), ((5, 7, 13), 1), ((3, 2000), 2**16), ((13,), 4), ((0, 13), 4),
+               ((2, 3), 2**16)]
+
+
+@pytest.mark.parametrize("shape, block", BLOCK_CASES, ids=str)
+def test_by_row_blocks_equals_the_function_on_whole_arrays(shape, block):
+    """Blocks of 2, 3 (the last one shorter) or 1 rows, one block, and the pass-through cases."""
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal(shape).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+    blocked = by_row_blocks(_two_elementwise, x, y, block=block, whole=0)
+    assert isinstance(blocked, tuple) and len(blocked) == 2
+    for b, whole in zip(blocked, _two_elementwise(x, y)):
+        assert b.shape == shape and b.dtype == np.float32
+        np.testing.assert_array_equal(b, whole)
+    p = by_row_blocks(_row_softmax, x, block=block, whole=0)  # one result: an array, not a tuple
+    assert isinstance(p, np.ndarray) and p.shape == shape
+    np.testing.assert_array_equal(p, _row_softmax(x))
+
+
+def test_by_row_blocks_takes_inputs_of_different_widths_and_strided_input():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 6, 5)).transpose(1, 0, 2)  # (6, 4, 5), not contiguous
+    w = rng.standard_normal((6, 4, 2))
+    out = by_row_blocks(lambda x, w: x[:, :2] * w, x, w, block=10, whole=0)  # 2 rows per block
+    np.testing.assert_array_equal(out, x[..., :2] * w)
+
+
+def test_by_row_blocks_runs_small_arrays_whole_and_large_ones_in_blocks():
+    calls = []
+
+    def double(x):
+        calls.append(x.shape)
+        return 2 * x
+
+    x = np.ones((4, 8), np.float32)
+    np.testing.assert_array_equal(by_row_blocks(double, x, block=8), 2 * x)  # 32 entries <= whole: one call
+    assert calls == [(4, 8)]
+    calls.clear()
+    np.testing.assert_array_equal(by_row_blocks(double, x, block=16, whole=16), 2 * x)
+    assert calls == [(2, 8), (2, 8)]
+
+
+def test_the_layers_computed_in_blocks_equal_their_formulas_on_whole_arrays():
+    """GELU and the softmax above ops.WHOLE entries run in blocks (ops.by_row_blocks): same results."""
+    from transformer_np.layers.activation import GELU, Softmax, _softmax
+    from transformer_np.ops import WHOLE
+    from transformer_np.special import normal_cdf, normal_pdf
+
+    rng = np.random.default_rng(9)
+    x = (3 * rng.standard_normal((3, 700, 512))).astype(np.float32)  # more than WHOLE entries
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    assert x.size > WHOLE
+    gelu = GELU()
+    np.testing.assert_array_equal(gelu.forward(x), x * normal_cdf(x))  # (act.2)
+    np.testing.assert_array_equal(gelu.backward(dy), dy * (normal_cdf(x) + x * normal_pdf(x)))  # (act.5)
+    tanh_form = GELU("tanh")
+    y, dx = tanh_form.forward(x), tanh_form.backward(dy)
+    for i in range(3):  # each (1, 700, 512) slice is below WHOLE: computed whole
+        piece = GELU("tanh")
+        np.testing.assert_array_equal(y[i:i + 1], piece.forward(x[i:i + 1]))  # (act.3)
+        np.testing.assert_array_equal(dx[i:i + 1], piece.backward(dy[i:i + 1]))  # (act.6)
+    softmax = Softmax()
+    p = softmax.forward(x)
+    np.testing.assert_allclose(p, _softmax(x), rtol=1e-6, atol=1e-9)
+    dx = softmax.backward(dy)
+    np.testing.assert_allclose(dx, p * (dy - (dy * p).sum(axis=-1, keepdims=True)), rtol=1e-4, atol=1e-7)

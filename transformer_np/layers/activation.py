@@ -12,7 +12,7 @@ import math
 
 from ..backend import get_array_module
 from ..module import Module
-from ..ops import row_sum
+from ..ops import by_row_blocks, row_sum
 from ..special import normal_cdf, normal_pdf
 from ..validate import check_float
 
@@ -31,8 +31,16 @@ def softmax(x, axis=-1):
     x: any shape, floating -> y: the same shape and dtype, on x's backend. Every slice sums to
     1, except a slice whose entries are all -inf (a fully masked attention row): it gives
     zeros, never NaN (its maximum is taken as 0, so every exponential is exactly 0, and the
-    zero sum is not divided by).
+    zero sum is not divided by). Along the last axis the rows are computed a block at a time,
+    so that the temporaries stay in the cache (ops.by_row_blocks); the result is the same.
     """
+    if axis in (-1, x.ndim - 1):
+        return by_row_blocks(_softmax, x)
+    return _softmax(x, axis)
+
+
+def _softmax(x, axis=-1):
+    """softmax(x, axis) on whole arrays: the formula (softmax.2)."""
     xp = get_array_module(x)
     y = x - _shift(x, axis)  # x - m, m the slice maximum (0 for an all -inf slice) ...
     xp.exp(y, out=y)  # ... the numerators of (softmax.2), normalised in place below
@@ -114,15 +122,27 @@ class GELU(Module):
         """
         check_float(x)
         xp = get_array_module(x)
+        # Each formula runs on a block of rows at a time (ops.by_row_blocks): same result, and
+        # its temporaries stay in the cache.
         if self.approximate == "none":
-            Phi = normal_cdf(x)  # (act.2): Phi(x) = (1 + erf(x / sqrt 2)) / 2
-            y = x * Phi  # (act.2)
+
+            def gelu(x):
+                Phi = normal_cdf(x)  # (act.2): Phi(x) = (1 + erf(x / sqrt 2)) / 2
+                y = x * Phi  # (act.2)
+                return y, Phi
+
+            y, Phi = by_row_blocks(gelu, x)
             self.save_for_backward(x, Phi, output=y)
             return y
-        xc = xp.clip(x, -_SATURATION, _SATURATION)  # changes no result, see _SATURATION
-        u = _SQRT_2_OVER_PI * (xc * (1.0 + _GELU_CUBIC * (xc * xc)))  # (act.3): x + c x^3 = x (1 + c x^2)
-        tanh_u = xp.tanh(u)  # (act.3)
-        y = 0.5 * x * (1.0 + tanh_u)  # (act.3)
+
+        def gelu_tanh(x):
+            xc = xp.clip(x, -_SATURATION, _SATURATION)  # changes no result, see _SATURATION
+            u = _SQRT_2_OVER_PI * (xc * (1.0 + _GELU_CUBIC * (xc * xc)))  # (act.3): x + c x^3 = x (1 + c x^2)
+            tanh_u = xp.tanh(u)  # (act.3)
+            y = 0.5 * x * (1.0 + tanh_u)  # (act.3)
+            return y, tanh_u
+
+        y, tanh_u = by_row_blocks(gelu_tanh, x)
         self.save_for_backward(x, tanh_u, output=y)
         return y
 
@@ -134,13 +154,17 @@ class GELU(Module):
         """
         x, saved = self.saved(dy)
         xp = get_array_module(x)
-        xc = xp.clip(x, -_SATURATION, _SATURATION)  # changes no result, see _SATURATION
-        if self.approximate == "none":
-            Phi = saved
-            return dy * (Phi + xc * normal_pdf(xc))  # (act.5)
-        tanh_u = saved
-        du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * (xc * xc))  # du/dx of (act.6)
-        return dy * (0.5 * ((1.0 - tanh_u * tanh_u) * du_dx * xc + tanh_u + 1.0))  # (act.6)
+
+        def gelu_backward(dy, x, saved):  # on a block of rows (ops.by_row_blocks), as forward
+            xc = xp.clip(x, -_SATURATION, _SATURATION)  # changes no result, see _SATURATION
+            if self.approximate == "none":
+                Phi = saved
+                return dy * (Phi + xc * normal_pdf(xc))  # (act.5)
+            tanh_u = saved
+            du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * (xc * xc))  # du/dx of (act.6)
+            return dy * (0.5 * ((1.0 - tanh_u * tanh_u) * du_dx * xc + tanh_u + 1.0))  # (act.6)
+
+        return by_row_blocks(gelu_backward, dy, x, saved)
 
 
 class Softmax(Module):
@@ -176,4 +200,10 @@ class Softmax(Module):
         dy: the shape of y -> dx: the same shape.
         """
         (y,) = self.saved(dy)
-        return y * (dy - row_sum(dy * y, self.axis))  # (softmax.4)
+        if self.axis not in (-1, y.ndim - 1):
+            return y * (dy - row_sum(dy * y, self.axis))  # (softmax.4)
+
+        def softmax_backward(y, dy):  # along the last axis, on a block of rows (ops.by_row_blocks)
+            return y * (dy - row_sum(dy * y))  # (softmax.4)
+
+        return by_row_blocks(softmax_backward, y, dy)

@@ -2,6 +2,7 @@
 
 from ..init import make_rng, xavier_uniform, zeros
 from ..module import Module, Parameter
+from ..ops import rows_matmul
 from ..validate import check_float, check_int, check_last_dim, check_same_dtype
 
 
@@ -26,7 +27,7 @@ class Linear(Module):
         check_float(x)
         check_last_dim(x, self.d_in)
         check_same_dtype(x, self.weight.data)
-        y = x @ self.weight.data  # (..., D_out)  (lin.1)
+        y = rows_matmul(x, self.weight.data)  # (..., D_out)  (lin.1): x W, one product over all rows
         if self.bias is not None:
             y += self.bias.data  # (lin.1)
         self.save_for_backward(x, output=y)
@@ -44,4 +45,4 @@ class Linear(Module):
         self.weight.grad += x_rows.T @ dy_rows  # (lin.3)
         if self.bias is not None:
             self.bias.grad += dy_rows.sum(axis=0)  # (lin.4)
-        return dy @ self.weight.data.T  # (lin.2)
+        return rows_matmul(dy, self.weight.data.T)  # (..., D_in)  (lin.2): dy W^T

@@ -8,6 +8,7 @@ of token v is the dot product of the hidden state with that token's own embeddin
 from ..backend import backend_name, to_backend
 from ..init import zeros
 from ..module import Module, Parameter
+from ..ops import rows_matmul
 from ..validate import check_float, check_last_dim, check_ndim, check_same_dtype
 
 
@@ -49,7 +50,7 @@ class TiedOutput(Module):
         check_ndim(h, tuple(range(1, 8)), "h", "(B, T, D)")
         check_last_dim(h, self.d_model, "h")
         check_same_dtype(h, self.weight.data, "h", "weight")
-        z = h @ self.weight.data.T  # (B, T, V), W^T a transposed view: no copy of the table  (tie.1)
+        z = rows_matmul(h, self.weight.data.T)  # (B, T, V), W^T a transposed view: no copy of the table  (tie.1)
         if self.bias is not None:
             z += self.bias.data  # (tie.1)
         self.save_for_backward(h, output=z)
@@ -68,4 +69,4 @@ class TiedOutput(Module):
         self.weight.grad += dz_rows.T @ h_rows  # (tie.3)
         if self.bias is not None:
             self.bias.grad += dz_rows.sum(axis=0)  # (tie.4)
-        return dz @ self.weight.data  # (tie.2)
+        return rows_matmul(dz, self.weight.data)  # (B, T, D)  (tie.2)
