@@ -17,7 +17,7 @@
 #   bench.log       benchmarks/backend_compare.py --backend cupy: the GPT training step of both
 #                   configurations of benchmarks/train_step.py and KV-cache generation, CuPy on the GPU
 #                   next to NumPy on the CPU and PyTorch on the same GPU
-#   notebook10.log  notebook 11's code cells run in order with CuPy present, i.e. its GPU branch (the
+#   notebook11.log  notebook 11's code cells run in order with CuPy present, i.e. its GPU branch (the
 #                   cells' printed output; figures are not kept)
 #   summary.txt     one line per step: its exit status and seconds
 #
@@ -86,7 +86,7 @@ else  # the dry run: the stand-in where CuPy would be, and a small sample of eve
         "$PY" benchmarks/backend_compare.py --backend strict --only small --steps 1 --new-tokens 8
 fi
 
-step "notebook 11 (its GPU branch where CuPy sees a GPU)" 120 notebook10.log "$PY" - <<'EOF'
+step "notebook 11 (its GPU branch where CuPy sees a GPU)" 120 notebook11.log "$PY" - <<'EOF'
 import json
 
 notebook = json.load(open("notebooks/11_gpu_with_cupy.ipynb"))
