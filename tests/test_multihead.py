@@ -302,3 +302,38 @@ def test_forward_and_all_gradients_match_torch(cross):
         w_t, b_t = params_t[name]
         np.testing.assert_allclose(getattr(layer, name).weight.grad, w_t.grad.numpy(), rtol=0, atol=1e-12)
         np.testing.assert_allclose(getattr(layer, name).bias.grad, b_t.grad.numpy(), rtol=0, atol=1e-12)
+
+
+def _torch_mha(layer, torch, batch_first):
+    """PyTorch's nn.MultiheadAttention holding ``layer``'s weights (its matrices are W^T: y = x W^T + b)."""
+    mha = torch.nn.MultiheadAttention(D, H, batch_first=batch_first, dtype=torch.float64)
+    w = [getattr(layer, name).weight.data for name in PROJECTIONS]
+    b = [getattr(layer, name).bias.data for name in PROJECTIONS]
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.from_numpy(np.concatenate([w[0].T, w[1].T, w[2].T])))
+        mha.in_proj_bias.copy_(torch.from_numpy(np.concatenate(b[:3])))
+        mha.out_proj.weight.copy_(torch.from_numpy(w[3].T))
+        mha.out_proj.bias.copy_(torch.from_numpy(b[3]))
+    return mha
+
+
+def test_matches_torch_multihead_attention_with_its_two_conventions_stated():
+    """notes/multihead.md, "Another common claim": PyTorch's layer reads (T, B, D) unless
+    batch_first=True, and its boolean attn_mask means True = not allowed. With both stated it
+    equals this layer to 1e-12; with either left out, silently not."""
+    torch = pytest.importorskip("torch")
+    layer = _layer()
+    x = np.random.default_rng(1).standard_normal((B, TQ, D))
+    mask = causal_mask(TQ)  # (1, 1, T, T), True = may attend
+    ours = layer.forward(x, mask=mask)
+    xt = torch.from_numpy(x)
+    mha = _torch_mha(layer, torch, batch_first=True)
+    theirs = mha(xt, xt, xt, attn_mask=torch.from_numpy(~mask[0, 0]), need_weights=False)[0].detach().numpy()
+    np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-12)
+    same_mask = mha(xt, xt, xt, attn_mask=torch.from_numpy(mask[0, 0]), need_weights=False)[0].detach().numpy()
+    assert not np.allclose(same_mask, ours, atol=1e-3)  # True = may attend, read as True = forbidden
+    seq_first = _torch_mha(layer, torch, batch_first=False)
+    xb = torch.from_numpy(np.ascontiguousarray(x[:, :B]))  # (B, B, D) fits both readings: no error is raised
+    unmasked = layer.forward(x[:, :B])
+    wrong = seq_first(xb, xb, xb, need_weights=False)[0].detach().numpy()
+    assert not np.allclose(wrong, unmasked, atol=1e-3)  # (B, T, D) read as (T, B, D)
