@@ -304,7 +304,7 @@ def test_forward_and_all_gradients_match_torch(cross):
         np.testing.assert_allclose(getattr(layer, name).bias.grad, b_t.grad.numpy(), rtol=0, atol=1e-12)
 
 
-def _torch_mha(layer, torch, batch_first):
+def _torch_module(layer, torch, batch_first):
     """PyTorch's nn.MultiheadAttention holding ``layer``'s weights (its matrices are W^T: y = x W^T + b)."""
     mha = torch.nn.MultiheadAttention(D, H, batch_first=batch_first, dtype=torch.float64)
     w = [getattr(layer, name).weight.data for name in PROJECTIONS]
@@ -327,12 +327,12 @@ def test_matches_torch_multihead_attention_with_its_two_conventions_stated():
     mask = causal_mask(TQ)  # (1, 1, T, T), True = may attend
     ours = layer.forward(x, mask=mask)
     xt = torch.from_numpy(x)
-    mha = _torch_mha(layer, torch, batch_first=True)
+    mha = _torch_module(layer, torch, batch_first=True)
     theirs = mha(xt, xt, xt, attn_mask=torch.from_numpy(~mask[0, 0]), need_weights=False)[0].detach().numpy()
     np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-12)
     same_mask = mha(xt, xt, xt, attn_mask=torch.from_numpy(mask[0, 0]), need_weights=False)[0].detach().numpy()
     assert not np.allclose(same_mask, ours, atol=1e-3)  # True = may attend, read as True = forbidden
-    seq_first = _torch_mha(layer, torch, batch_first=False)
+    seq_first = _torch_module(layer, torch, batch_first=False)
     xb = torch.from_numpy(np.ascontiguousarray(x[:, :B]))  # (B, B, D) fits both readings: no error is raised
     unmasked = layer.forward(x[:, :B])
     wrong = seq_first(xb, xb, xb, need_weights=False)[0].detach().numpy()
